@@ -1,0 +1,1 @@
+"""Every event and topic SupportDesk services exchange over Kafka."""

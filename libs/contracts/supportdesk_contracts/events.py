@@ -1,0 +1,189 @@
+"""Versioned, past-tense events. Each topic carries a discriminated union of
+them (``event_type``), so a consumer decodes any of its topic's events with one
+model and rejects unknown ones to the dead-letter topic.
+"""
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from supportdesk_contracts.envelope import Event, SessionEvent
+
+Channel = Literal["ws", "rest", "sse"]
+
+
+class Source(BaseModel):
+    """A knowledge-base passage an answer rests on."""
+
+    model_config = ConfigDict(frozen=True)
+
+    document_id: str = Field(description="Document the passage comes from.")
+    title: str = Field(description="Human-readable document title.", examples=["Shipping information"])
+    snippet: str = Field(description="The passage text shown to the user.")
+    score: float = Field(description="Retrieval similarity, 0..1.", examples=[0.71])
+
+
+class HistoryTurn(BaseModel):
+    """One earlier message of the conversation, as the agent sees it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: Literal["user", "assistant", "agent", "system"]
+    content: str
+
+
+class Reply(BaseModel):
+    """A finished answer to one user message."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(description="Id of the assistant message.")
+    content: str = Field(description="The whole answer text.")
+    sources: list[Source] = Field(default_factory=list, description="Passages cited.")
+    confidence: float = Field(description="How sure the agent is, 0..1.", examples=[0.82])
+    escalated: bool = Field(default=False, description="Whether this turn handed the session to a human.")
+
+
+# --- chat.inbound: what the session worker records -------------------------
+
+
+class MessageReceived(SessionEvent):
+    """A client sent a chat message to a gateway."""
+
+    event_type: Literal["message.received"] = "message.received"
+    message_id: str = Field(description="Client-chosen or gateway-assigned id; the idempotency key.")
+    content: str = Field(description="The message text.", max_length=8000)
+    channel: Channel = Field(description="How the client is connected.")
+    gateway_id: str = Field(description="The gateway replica that received it.")
+
+
+class ReplyCompleted(SessionEvent):
+    """The agent finished answering a message."""
+
+    event_type: Literal["reply.completed"] = "reply.completed"
+    reply_to: str = Field(description="message_id of the user message answered.")
+    reply: Reply
+    escalation_reason: str | None = Field(default=None, description="Why the agent escalated, if it did.")
+
+
+class TurnFailed(SessionEvent):
+    """A turn could not be answered; the client gets an error instead of a hang."""
+
+    event_type: Literal["turn.failed"] = "turn.failed"
+    reply_to: str = Field(description="message_id of the user message.")
+    code: str = Field(description="Machine-readable reason.", examples=["session_not_found"])
+    message: str = Field(description="Human-readable reason.")
+
+
+class SessionClosed(SessionEvent):
+    """A client or the cleanup deleted a session."""
+
+    event_type: Literal["session.closed"] = "session.closed"
+    reason: str = Field(description="Why it was closed.", examples=["deleted"])
+
+
+InboundEvent = Annotated[
+    MessageReceived | ReplyCompleted | SessionClosed, Field(discriminator="event_type")
+]
+
+
+# --- agent.turns -----------------------------------------------------------
+
+
+class TurnRequested(SessionEvent):
+    """The session worker recorded a user message and asks the agent to answer it."""
+
+    event_type: Literal["turn.requested"] = "turn.requested"
+    message_id: str
+    content: str
+    history: list[HistoryTurn] = Field(
+        default_factory=list, description="Earlier turns, oldest first, without this message."
+    )
+
+
+# --- chat.outbound: what clients see ---------------------------------------
+
+
+class MessageAccepted(SessionEvent):
+    """The session worker recorded a user message (or saw it again)."""
+
+    event_type: Literal["message.accepted"] = "message.accepted"
+    message_id: str
+    seq: int = Field(description="Position of this frame in the session's frame log.")
+    duplicate: bool = Field(default=False, description="The message id was already recorded.")
+
+
+class ReplyDeltaProduced(SessionEvent):
+    """A piece of an answer being generated."""
+
+    event_type: Literal["reply.delta"] = "reply.delta"
+    reply_to: str
+    index: int = Field(description="Position of this piece within the reply, from 0.")
+    content: str
+
+
+class ReplyRecorded(SessionEvent):
+    """A finished reply was stored in the session history."""
+
+    event_type: Literal["reply.recorded"] = "reply.recorded"
+    reply_to: str
+    reply: Reply
+    seq: int
+
+
+class SessionEscalated(SessionEvent):
+    """A session was handed over to a human agent."""
+
+    event_type: Literal["session.escalated"] = "session.escalated"
+    reason: str = Field(examples=["keyword: legal"])
+    reply_to: str | None = None
+    seq: int
+
+
+OutboundEvent = Annotated[
+    MessageAccepted | ReplyDeltaProduced | ReplyRecorded | SessionEscalated | TurnFailed,
+    Field(discriminator="event_type"),
+]
+
+
+# --- documents.uploads -----------------------------------------------------
+
+
+class DocumentUploaded(Event):
+    """An operator uploaded a document; its bytes wait under ``blob_key``.
+
+    The bytes travel beside the event (claim check) because Kafka messages are
+    capped near 1 MB and uploads may be 10 MB.
+    """
+
+    event_type: Literal["document.uploaded"] = "document.uploaded"
+    document_id: str = Field(description="Derived from the content hash, so re-uploads replace.")
+    filename: str
+    content_type: str
+    size: int = Field(ge=0)
+    sha256: str
+    blob_key: str = Field(description="Redis key holding the raw bytes until indexed.")
+
+
+class DocumentDeleted(Event):
+    """An operator removed a document; its chunks must leave the index."""
+
+    event_type: Literal["document.deleted"] = "document.deleted"
+    document_id: str
+
+
+DocumentEvent = Annotated[DocumentUploaded | DocumentDeleted, Field(discriminator="event_type")]
+
+
+# --- deadletter ------------------------------------------------------------
+
+
+class EventDeadLettered(Event):
+    """A consumer gave up on an event; the raw bytes and the reason are kept."""
+
+    event_type: Literal["event.dead_lettered"] = "event.dead_lettered"
+    topic: str
+    consumer: str
+    reason: str
+    payload: str = Field(description="The original message body, decoded as UTF-8 with replacement.")
+    key: str | None = None

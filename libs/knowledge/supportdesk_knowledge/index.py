@@ -1,0 +1,130 @@
+"""The Qdrant collection of knowledge chunks. Embedded local mode by default,
+a Qdrant server when a URL is given; the code is the same."""
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from qdrant_client import AsyncQdrantClient, models
+
+from supportdesk_knowledge.settings import KnowledgeSettings
+
+# Chunk point ids derive from (document, position), so indexing the same
+# document again overwrites its points instead of adding copies.
+_POINT_NAMESPACE = uuid.UUID("6b1f2f4e-9c3d-4a7e-8f21-5d8c0e9a7b11")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    document_id: str
+    title: str
+    position: int
+    text: str
+
+    @property
+    def point_id(self) -> str:
+        return str(uuid.uuid5(_POINT_NAMESPACE, f"{self.document_id}:{self.position}"))
+
+
+@dataclass(frozen=True)
+class Hit:
+    document_id: str
+    title: str
+    text: str
+    score: float
+
+
+def open_client(settings: KnowledgeSettings) -> AsyncQdrantClient:
+    if settings.qdrant_url:
+        return AsyncQdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key)
+    return AsyncQdrantClient(path=settings.qdrant_path)
+
+
+class KnowledgeIndex:
+    def __init__(self, client: AsyncQdrantClient, collection: str, dimension: int) -> None:
+        self.client = client
+        self.collection = collection
+        self.dimension = dimension
+
+    async def ensure_collection(self) -> None:
+        if await self.client.collection_exists(self.collection):
+            return
+        await self.client.create_collection(
+            self.collection,
+            vectors_config=models.VectorParams(size=self.dimension, distance=models.Distance.COSINE),
+        )
+        await self.client.create_payload_index(
+            self.collection, "document_id", field_schema=models.PayloadSchemaType.KEYWORD
+        )
+
+    def _document_filter(self, document_id: str) -> models.Filter:
+        return models.Filter(
+            must=[models.FieldCondition(key="document_id", match=models.MatchValue(value=document_id))]
+        )
+
+    async def replace_document(self, chunks: list[Chunk], vectors: list[list[float]]) -> int:
+        """Index a document's chunks, removing any chunks of an earlier, longer
+        version of it. Returns the chunk count."""
+        if not chunks:
+            return 0
+        document_id = chunks[0].document_id
+        await self.client.upsert(
+            self.collection,
+            points=[
+                models.PointStruct(
+                    id=chunk.point_id,
+                    vector=vector,
+                    payload={
+                        "document_id": chunk.document_id,
+                        "title": chunk.title,
+                        "position": chunk.position,
+                        "text": chunk.text,
+                    },
+                )
+                for chunk, vector in zip(chunks, vectors, strict=True)
+            ],
+        )
+        await self.client.delete(
+            self.collection,
+            points_selector=models.FilterSelector(
+                filter=models.Filter(
+                    must=[models.FieldCondition(key="document_id", match=models.MatchValue(value=document_id))],
+                    must_not=[models.FieldCondition(key="position", range=models.Range(lt=len(chunks)))],
+                )
+            ),
+        )
+        return len(chunks)
+
+    async def delete_document(self, document_id: str) -> None:
+        await self.client.delete(
+            self.collection, points_selector=models.FilterSelector(filter=self._document_filter(document_id))
+        )
+
+    async def count(self, document_id: str | None = None) -> int:
+        result = await self.client.count(
+            self.collection,
+            count_filter=self._document_filter(document_id) if document_id else None,
+            exact=True,
+        )
+        return result.count
+
+    async def search(self, vector: list[float], limit: int, min_score: float) -> list[Hit]:
+        response = await self.client.query_points(
+            self.collection, query=vector, limit=limit, score_threshold=min_score, with_payload=True
+        )
+        hits = []
+        for point in response.points:
+            payload: dict[str, Any] = point.payload or {}
+            hits.append(
+                Hit(
+                    document_id=str(payload.get("document_id", "")),
+                    title=str(payload.get("title", "")),
+                    text=str(payload.get("text", "")),
+                    score=float(point.score),
+                )
+            )
+        return hits
+
+    async def ready(self) -> bool:
+        await self.client.get_collections()
+        return True

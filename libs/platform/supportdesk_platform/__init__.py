@@ -1,0 +1,1 @@
+"""Runtime pieces every SupportDesk service shares."""

@@ -1,0 +1,120 @@
+"""The document registry in Redis: status of every uploaded document, and the
+uploaded bytes until the ingest worker has indexed them (claim check)."""
+
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from redis.asyncio import Redis
+
+Status = Literal["queued", "processing", "indexed", "failed"]
+BLOB_TTL_SECONDS = 24 * 3600
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    document_id: str
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    status: Status
+    uploaded_at: str
+    updated_at: str
+    chunks: int | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class DocumentRegistry:
+    def __init__(self, redis: Redis, prefix: str = "sd") -> None:
+        self.redis = redis
+        self.prefix = prefix
+
+    def _key(self, document_id: str) -> str:
+        return f"{self.prefix}:doc:{document_id}"
+
+    def blob_key(self, document_id: str) -> str:
+        return f"{self.prefix}:blob:{document_id}"
+
+    @property
+    def _index(self) -> str:
+        return f"{self.prefix}:docs"
+
+    async def queue(
+        self, document_id: str, filename: str, content_type: str, sha256: str, data: bytes
+    ) -> DocumentRecord:
+        now = _now()
+        record = DocumentRecord(document_id, filename, content_type, len(data), sha256, "queued", now, now)
+        fields = {k: v for k, v in record.as_dict().items() if v is not None}
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(self.blob_key(document_id), data, ex=BLOB_TTL_SECONDS)
+            pipe.delete(self._key(document_id))
+            pipe.hset(self._key(document_id), mapping=fields)  # type: ignore[arg-type]
+            pipe.zadd(self._index, {document_id: datetime.now(UTC).timestamp()})
+            await pipe.execute()
+        return record
+
+    async def register_builtin(self, document_id: str, filename: str, sha256: str, size: int, chunks: int) -> None:
+        """Records a document indexed without an upload (the sample knowledge)."""
+        now = _now()
+        record = DocumentRecord(document_id, filename, "text/plain", size, sha256, "indexed", now, now, chunks)
+        fields = {k: v for k, v in record.as_dict().items() if v is not None}
+        await self.redis.hset(self._key(document_id), mapping=fields)  # type: ignore[arg-type,misc]
+        await self.redis.zadd(self._index, {document_id: datetime.now(UTC).timestamp()})
+
+    async def blob(self, document_id: str) -> bytes | None:
+        data: bytes | None = await self.redis.get(self.blob_key(document_id))
+        return data
+
+    async def mark(self, document_id: str, status: Status, chunks: int | None = None, error: str | None = None) -> None:
+        if not await self.redis.exists(self._key(document_id)):
+            return  # deleted meanwhile: do not resurrect it
+        fields: dict[str, str | int] = {"status": status, "updated_at": _now()}
+        if chunks is not None:
+            fields["chunks"] = chunks
+        if error is not None:
+            fields["error"] = error[:500]
+        await self.redis.hset(self._key(document_id), mapping=fields)  # type: ignore[arg-type,misc]
+        if status in ("indexed", "failed"):
+            await self.redis.delete(self.blob_key(document_id))
+
+    async def get(self, document_id: str) -> DocumentRecord | None:
+        raw = await self.redis.hgetall(self._key(document_id))  # type: ignore[misc]
+        if not raw:
+            return None
+        f = {k.decode(): v.decode() for k, v in raw.items()}
+        return DocumentRecord(
+            document_id=f["document_id"],
+            filename=f["filename"],
+            content_type=f["content_type"],
+            size=int(f["size"]),
+            sha256=f["sha256"],
+            status=f["status"],  # type: ignore[arg-type]
+            uploaded_at=f["uploaded_at"],
+            updated_at=f["updated_at"],
+            chunks=int(f["chunks"]) if "chunks" in f else None,
+            error=f.get("error"),
+        )
+
+    async def list(self, limit: int = 100, offset: int = 0) -> list[DocumentRecord]:
+        ids = await self.redis.zrevrange(self._index, offset, offset + limit - 1)
+        records = [await self.get(i.decode()) for i in ids]
+        return [r for r in records if r is not None]
+
+    async def remove(self, document_id: str) -> bool:
+        removed = await self.redis.delete(self._key(document_id), self.blob_key(document_id))
+        await self.redis.zrem(self._index, document_id)
+        return bool(removed)
+
+
+def document_id_for(sha256: str) -> str:
+    """Same content, same id: a re-upload replaces the document's chunks."""
+    return str(uuid.uuid5(uuid.UUID("3d6e2b8a-1f4c-4c59-a0e7-9b2d5f8c6e14"), sha256))

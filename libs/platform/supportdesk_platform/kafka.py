@@ -1,0 +1,149 @@
+"""Kafka wiring shared by every service: the broker, topic provisioning,
+consumer tuning, and decoding with a dead-letter path for poison events.
+
+Only the Kafka protocol is used, so the same code runs on the local Tansu
+broker and on Apache Kafka.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import TypeAdapter, ValidationError
+from redis.exceptions import RedisError
+
+from supportdesk_contracts.events import EventDeadLettered
+from supportdesk_platform.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+TOPIC_ALREADY_EXISTS = 36
+
+E = TypeVar("E")
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (RedisError, KafkaError, OSError, TimeoutError)
+RETRY_BACKOFF_SECONDS = 1.0
+
+
+class TopicProvisioningError(RuntimeError):
+    """The broker refused to create a topic for a reason other than 'exists'."""
+
+
+def build_broker(settings: ServiceSettings, client_id: str) -> KafkaBroker:
+    # Topics are created explicitly with the configured partition count;
+    # auto-creation would give whatever the broker's default is.
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=client_id,
+        allow_auto_create_topics=False,
+        # Per-message "Received/Processed" lines are debug detail, not news.
+        log_level=logging.DEBUG,
+    )
+
+
+def consumer_options(settings: ServiceSettings) -> dict[str, Any]:
+    """Subscriber keyword arguments tuned for low latency on an idle topic."""
+    return {
+        "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms,
+        "session_timeout_ms": settings.kafka_session_timeout_ms,
+        "heartbeat_interval_ms": settings.kafka_heartbeat_interval_ms,
+    }
+
+
+async def ensure_topics(settings: ServiceSettings) -> None:
+    """Create every topic of the deployment; existing ones are left alone."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        response = await admin.create_topics(
+            [
+                NewTopic(name, settings.kafka_partitions, settings.kafka_replication_factor)
+                for name in settings.topics.all()
+            ]
+        )
+    finally:
+        await admin.close()
+    for topic, code, message in response.topic_errors:
+        if code not in (0, TOPIC_ALREADY_EXISTS):
+            raise TopicProvisioningError(f"cannot create topic {topic}: {code} {message}")
+
+
+async def broker_ready(broker: KafkaBroker) -> bool:
+    try:
+        return await broker.ping(timeout=2.0)
+    except KafkaError:
+        return False
+
+
+class Publisher(Protocol):
+    """What handlers need of a FastStream publisher; tests pass fakes."""
+
+    async def publish(self, message: Any, *, key: bytes | None = None) -> Any: ...
+
+
+def key_of(session_id: str) -> bytes:
+    return session_id.encode()
+
+
+class DeadLetters:
+    """Decodes a topic's events; what cannot be decoded or processed goes to
+    the dead-letter topic with its reason instead of being retried forever or
+    silently dropped."""
+
+    def __init__(self, publisher: Publisher, consumer: str) -> None:
+        self.publisher = publisher
+        self.consumer = consumer
+
+    async def send(self, message: KafkaMessage, reason: str) -> None:
+        key = getattr(message.raw_message, "key", None)
+        event = EventDeadLettered(
+            topic=getattr(message.raw_message, "topic", "?"),
+            consumer=self.consumer,
+            reason=reason[:2000],
+            payload=message.body.decode("utf-8", errors="replace")[:100_000],
+            key=key.decode("utf-8", errors="replace") if isinstance(key, bytes) else None,
+        )
+        log.warning(
+            "event dead-lettered",
+            extra={"consumer": self.consumer, "topic": event.topic, "reason": event.reason[:300]},
+        )
+        await self.publisher.publish(event, key=key if isinstance(key, bytes) else None)
+
+    async def decode_or_dead_letter(self, adapter: TypeAdapter[E], message: KafkaMessage) -> E | None:
+        try:
+            return adapter.validate_json(message.body)
+        except ValidationError as exc:
+            await self.send(message, f"invalid event: {exc.errors(include_url=False)[:3]}")
+            return None
+
+    async def consume(
+        self,
+        adapter: TypeAdapter[E],
+        message: KafkaMessage,
+        handler: Callable[[E], Awaitable[None]],
+    ) -> None:
+        """Decode and handle one message.
+
+        A dependency outage (Redis, Kafka, network) is transient: wait a little
+        and raise, so the subscriber's NACK_ON_ERROR policy re-delivers the
+        same message and nothing is lost. Anything else is a poison event.
+        """
+        event = await self.decode_or_dead_letter(adapter, message)
+        if event is None:
+            return
+        try:
+            await handler(event)
+        except TRANSIENT_ERRORS:
+            log.warning("dependency unavailable; message will be retried", exc_info=True)
+            await asyncio.sleep(RETRY_BACKOFF_SECONDS)
+            raise
+        # Deliberately broad: one event the code cannot handle must not stop
+        # the partition behind it; it is kept, with the reason, for a human.
+        except Exception as exc:  # noqa: BLE001
+            log.exception("handler failed; dead-lettering")
+            await self.send(message, f"{type(exc).__name__}: {exc}")

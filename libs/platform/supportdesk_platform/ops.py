@@ -1,0 +1,88 @@
+"""Operations endpoints every service serves: liveness, readiness with each
+dependency's state, diagnostics, and Prometheus metrics."""
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+Check = Callable[[], Awaitable[bool]]
+
+CHECK_TIMEOUT_SECONDS = 2.0
+
+
+@dataclass
+class Health:
+    """What a service reports about itself. Checks are added at wiring time."""
+
+    service: str
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    checks: dict[str, Check] = field(default_factory=dict)
+    details: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.time)
+
+    async def run_checks(self) -> dict[str, dict[str, Any]]:
+        async def one(check: Check) -> dict[str, Any]:
+            began = time.perf_counter()
+            try:
+                ok = await asyncio.wait_for(check(), CHECK_TIMEOUT_SECONDS)
+                error = None
+            # Deliberately broad: a readiness probe must report a broken
+            # dependency as "down", whatever the client library raised.
+            except Exception as exc:  # noqa: BLE001
+                ok, error = False, f"{type(exc).__name__}: {exc}"[:300]
+            state: dict[str, Any] = {
+                "status": "up" if ok else "down",
+                "latency_ms": round((time.perf_counter() - began) * 1000, 1),
+            }
+            if error:
+                state["error"] = error
+            return state
+
+        names = list(self.checks)
+        results = await asyncio.gather(*(one(self.checks[n]) for n in names))
+        return dict(zip(names, results, strict=True))
+
+
+def ops_router(health: Health) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/health")
+    async def live() -> dict[str, str]:
+        return {"status": "alive", "service": health.service}
+
+    @router.get("/health/ready")
+    async def ready() -> JSONResponse:
+        checks = await health.run_checks()
+        ok = all(c["status"] == "up" for c in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ok else "not_ready", "service": health.service, "checks": checks},
+            status_code=200 if ok else 503,
+        )
+
+    @router.get("/health/diagnostics")
+    async def diagnostics() -> dict[str, Any]:
+        return {
+            "service": health.service,
+            "uptime_seconds": round(time.time() - health.started_at, 1),
+            "checks": await health.run_checks(),
+            **{name: fn() for name, fn in health.details.items()},
+        }
+
+    @router.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(health.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def ops_app(health: Health) -> FastAPI:
+    """The small HTTP app a worker serves next to its consumers."""
+    app = FastAPI(title=f"supportdesk-{health.service} operations", docs_url=None, redoc_url=None)
+    app.include_router(ops_router(health))
+    return app

@@ -1,0 +1,1 @@
+"""Agent worker: answers chat turns from the knowledge base."""

@@ -1,0 +1,66 @@
+"""Kafka subscriber of the agent: the agent.turns topic."""
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaRouter
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import TypeAdapter
+
+from supportdesk_agent.answering import Generator
+from supportdesk_agent.escalation import EscalationPolicy
+from supportdesk_agent.settings import AgentSettings
+from supportdesk_agent.turns import Retriever, TurnAnswerer
+from supportdesk_contracts.events import TurnFailed, TurnRequested
+from supportdesk_platform.kafka import TRANSIENT_ERRORS, DeadLetters, consumer_options, key_of
+
+_TURN = TypeAdapter(TurnRequested)
+
+
+def build_router(settings: AgentSettings, retriever: Retriever, generator: Generator) -> KafkaRouter:
+    topics = settings.topics
+    router = KafkaRouter()
+    outbound = router.publisher(topics.chat_outbound, title="agent:outbound")
+    answerer = TurnAnswerer(
+        retriever,
+        generator,
+        EscalationPolicy(
+            settings.escalation_keywords, settings.escalation_keyword_threshold, settings.escalation_enabled
+        ),
+        outbound=outbound,
+        inbound=router.publisher(topics.chat_inbound, title="agent:inbound"),
+        search_k=settings.rag_search_k,
+        min_score=settings.rag_similarity_threshold,
+        escalate_on_no_answer=settings.escalation_on_no_answer,
+    )
+    dead_letters = DeadLetters(router.publisher(topics.dead_letters, title="agent:deadletter"), "agent")
+
+    async def answer(turn: TurnRequested) -> None:
+        try:
+            await answerer.answer(turn)
+        except TRANSIENT_ERRORS:
+            raise
+        # Deliberately broad, and re-raised: whatever broke this turn, the
+        # client waiting for it gets an error frame instead of silence.
+        except Exception:
+            await outbound.publish(
+                TurnFailed(
+                    **turn.caused(),
+                    reply_to=turn.message_id,
+                    code="agent_failed",
+                    message="The assistant could not answer this message.",
+                ),
+                key=key_of(turn.session_id),
+            )
+            raise
+
+    @router.subscriber(
+        topics.agent_turns,
+        group_id=settings.consumer_group,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title="agent:turns",
+        **consumer_options(settings),
+    )
+    async def on_turn(message: KafkaMessage) -> None:
+        await dead_letters.consume(_TURN, message, answer)
+
+    return router

@@ -1,0 +1,54 @@
+from pydantic import Field, SecretStr
+
+from supportdesk_knowledge.settings import KnowledgeSettings
+from supportdesk_platform.settings import ServiceSettings
+
+DEFAULT_ESCALATION_KEYWORDS: dict[str, float] = {
+    "emergency": 1.0,
+    "lawsuit": 1.0,
+    "lawyer": 1.0,
+    "attorney": 1.0,
+    "sue": 1.0,
+    "fraud": 1.0,
+    "legal": 0.9,
+    "furious": 0.8,
+    "scam": 0.8,
+    "court": 0.7,
+    "urgent": 0.6,
+    "angry": 0.6,
+    "unacceptable": 0.6,
+    "complaint": 0.5,
+    "terrible": 0.4,
+    "worst": 0.4,
+    "asap": 0.3,
+    "immediately": 0.3,
+}
+
+
+class AgentSettings(ServiceSettings):
+    ops_host: str = "127.0.0.1"
+    ops_port: int = Field(default=8102, alias="AGENT_OPS_PORT")
+    consumer_group: str = Field(default="supportdesk-agent", alias="AGENT_CONSUMER_GROUP")
+
+    openai_base_url: str | None = None
+    openai_api_key: SecretStr | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout_seconds: float = Field(default=30, gt=0)
+    llm_max_tokens: int = Field(default=400, ge=16)
+    llm_temperature: float = Field(default=0.2, ge=0, le=2)
+
+    rag_search_k: int = Field(default=4, ge=1, le=20)
+    rag_similarity_threshold: float = Field(
+        default=0.35, ge=0, le=1, description="Passages scoring below this are not relevant."
+    )
+
+    escalation_enabled: bool = True
+    escalation_keywords: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_ESCALATION_KEYWORDS))
+    escalation_keyword_threshold: float = Field(default=0.9, gt=0, description="Summed keyword weight that escalates.")
+    escalation_on_no_answer: bool = Field(default=True, description="Escalate when the knowledge base has no answer.")
+
+    knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
+
+    @property
+    def llm_configured(self) -> bool:
+        return bool(self.openai_base_url or self.openai_api_key)

@@ -1,0 +1,1 @@
+"""Gateway: terminates client connections, publishes chat events to Kafka."""

@@ -1,0 +1,72 @@
+"""The operator's knowledge base: upload, list, read and delete documents."""
+
+import hashlib
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response, UploadFile, status
+
+from supportdesk_contracts.events import DocumentUploaded
+from supportdesk_gateway.api.deps import AdminKey, Context
+from supportdesk_gateway.api.schemas import DocumentAccepted, DocumentInfo
+from supportdesk_platform.documents import document_id_for
+
+router = APIRouter(prefix="/api/v1/documents", tags=["documents"], dependencies=[AdminKey])
+
+ALLOWED_EXTENSIONS = (".pdf", ".docx", ".txt", ".md", ".html", ".htm", ".csv", ".xlsx")
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED)
+async def upload_document(file: UploadFile, context: Context) -> DocumentAccepted:
+    filename = (file.filename or "").strip()
+    if not filename.lower().endswith(ALLOWED_EXTENSIONS):
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, f"supported file types: {', '.join(ALLOWED_EXTENSIONS)}"
+        )
+    limit = context.settings.max_upload_bytes
+    # Read one byte past the limit: enough to know it is too large without
+    # holding an arbitrarily large body in memory.
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"files are limited to {limit} bytes")
+    if not data:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the file is empty")
+    sha256 = hashlib.sha256(data).hexdigest()
+    document_id = document_id_for(sha256)
+    content_type = file.content_type or "application/octet-stream"
+    await context.documents.queue(document_id, filename, content_type, sha256, data)
+    await context.events.document_uploaded(
+        DocumentUploaded(
+            document_id=document_id,
+            filename=filename,
+            content_type=content_type,
+            size=len(data),
+            sha256=sha256,
+            blob_key=context.documents.blob_key(document_id),
+        )
+    )
+    return DocumentAccepted(document_id=document_id)
+
+
+@router.get("")
+async def list_documents(
+    context: Context,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[DocumentInfo]:
+    return [DocumentInfo.model_validate(r.as_dict()) for r in await context.documents.list(limit, offset)]
+
+
+@router.get("/{document_id}")
+async def read_document(document_id: str, context: Context) -> DocumentInfo:
+    record = await context.documents.get(document_id)
+    if record is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "document not found")
+    return DocumentInfo.model_validate(record.as_dict())
+
+
+@router.delete("/{document_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_document(document_id: str, context: Context) -> Response:
+    if await context.documents.get(document_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "document not found")
+    await context.events.document_deleted(document_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,79 @@
+"""Request and response bodies of the public REST API."""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from supportdesk_contracts.events import Source
+
+
+class SessionCreate(BaseModel):
+    user_id: str | None = Field(default=None, max_length=256)
+    is_new_chat: bool = False
+
+
+class SessionCreated(BaseModel):
+    session_id: str
+    token: str = Field(description="Bearer token for every call on this session.")
+    message: str = Field(description="Welcome message.")
+    expires_at: datetime
+    recovered: bool = False
+
+
+class SessionInfo(BaseModel):
+    session_id: str
+    status: Literal["active", "escalated"]
+    created_at: datetime
+    last_activity: datetime
+    expires_at: datetime
+    message_count: int
+    escalated: bool
+    escalation_reason: str | None = None
+
+
+class HistoryMessage(BaseModel):
+    id: str
+    role: Literal["user", "assistant", "agent", "system"]
+    content: str
+    created_at: datetime
+    sources: list[Source] | None = None
+
+
+class MessageIn(BaseModel):
+    content: str = Field(min_length=1)
+    message_id: str | None = Field(default=None, min_length=1, max_length=128)
+
+
+class ReplyOut(BaseModel):
+    id: str
+    content: str
+    sources: list[Source]
+    confidence: float
+    escalated: bool
+
+    @classmethod
+    def from_frame(cls, frame: dict[str, Any]) -> "ReplyOut":
+        return cls.model_validate({**frame, "id": frame["message_id"]})
+
+
+class MessageOut(BaseModel):
+    message_id: str
+    reply: ReplyOut
+
+
+class DocumentAccepted(BaseModel):
+    document_id: str
+    status: Literal["queued"] = "queued"
+
+
+class DocumentInfo(BaseModel):
+    document_id: str
+    filename: str
+    content_type: str
+    size: int
+    status: Literal["queued", "processing", "indexed", "failed"]
+    uploaded_at: datetime
+    updated_at: datetime
+    chunks: int | None = None
+    error: str | None = None

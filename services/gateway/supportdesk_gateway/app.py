@@ -1,0 +1,69 @@
+"""Assembles the gateway: clients created once in the lifespan, routes included."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from redis.asyncio import Redis
+
+from supportdesk_gateway.api import documents, messages, meta, sessions, ws
+from supportdesk_gateway.context import GatewayContext
+from supportdesk_gateway.hub import Hub
+from supportdesk_gateway.publisher import EventPublisher
+from supportdesk_gateway.relay import Relay
+from supportdesk_gateway.settings import GatewaySettings
+from supportdesk_platform.documents import DocumentRegistry
+from supportdesk_platform.kafka import broker_ready, build_broker, ensure_topics
+from supportdesk_platform.ops import Health, ops_router
+from supportdesk_platform.sessions import SessionCipher, SessionStore
+
+
+def build_context(settings: GatewaySettings, redis: Redis | None = None) -> GatewayContext:
+    redis = redis or Redis.from_url(str(settings.redis_url))
+    hub = Hub(settings.ws_send_queue)
+    relay = Relay(settings, hub)
+    broker = build_broker(settings, client_id=f"supportdesk-gateway-{settings.replica_id}")
+    broker.include_router(relay.router)
+    health = Health("gateway")
+
+    async def redis_ready() -> bool:
+        return bool(await redis.ping())  # type: ignore[misc]
+
+    health.checks.update({"kafka": lambda: broker_ready(broker), "redis": redis_ready, "outbound_relay": relay.ready})
+    health.details["websockets"] = lambda: hub.socket_count
+    return GatewayContext(
+        settings=settings,
+        redis=redis,
+        broker=broker,
+        store=SessionStore(
+            redis, SessionCipher(settings.encryption_keys), settings.session_ttl_seconds, settings.redis_key_prefix
+        ),
+        documents=DocumentRegistry(redis, settings.redis_key_prefix),
+        hub=hub,
+        relay=relay,
+        events=EventPublisher(broker, settings.topics, settings.replica_id),
+        health=health,
+    )
+
+
+def create_app(settings: GatewaySettings | None = None, context: GatewayContext | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+    context = context or build_context(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await ensure_topics(settings)
+        await context.broker.start()
+        try:
+            yield
+        finally:
+            context.hub.close_all()
+            await context.broker.stop()
+            await context.redis.aclose()
+
+    app = FastAPI(title="SupportDesk gateway", version="0.1.0", lifespan=lifespan)
+    app.state.context = context
+    for module in (meta, sessions, messages, documents, ws):
+        app.include_router(module.router)
+    app.include_router(ops_router(context.health))
+    return app

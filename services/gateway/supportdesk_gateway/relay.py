@@ -1,0 +1,60 @@
+"""The outbound subscriber: every replica reads every outbound event and
+hands it to its hub. No consumer group, so each replica sees all partitions;
+it starts at the end, because earlier frames are served from the frame log."""
+
+import logging
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaRouter
+from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.subscriber.usecase import DefaultSubscriber
+from pydantic import TypeAdapter, ValidationError
+
+from supportdesk_contracts.events import OutboundEvent
+from supportdesk_gateway.frames import frame_of
+from supportdesk_gateway.hub import Hub
+from supportdesk_platform.kafka import consumer_options
+from supportdesk_platform.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+_OUTBOUND = TypeAdapter[OutboundEvent](OutboundEvent)
+
+
+class Relay:
+    def __init__(self, settings: ServiceSettings, hub: Hub) -> None:
+        self.hub = hub
+        self.router = KafkaRouter()
+        options = consumer_options(settings)
+        options.pop("session_timeout_ms")
+        options.pop("heartbeat_interval_ms")
+        self.subscriber: DefaultSubscriber = self.router.subscriber(  # type: ignore[assignment]
+            settings.topics.chat_outbound,
+            auto_offset_reset="latest",
+            ack_policy=AckPolicy.ACK_FIRST,
+            title="gateway:outbound",
+            **options,
+        )
+        self.subscriber(self.on_outbound)
+
+    async def on_outbound(self, message: KafkaMessage) -> None:
+        try:
+            event = _OUTBOUND.validate_json(message.body)
+        except ValidationError:
+            # Not ours to dead-letter: the producing worker validated it; an
+            # unknown newer event type is simply not shown to clients.
+            log.warning("unreadable outbound event skipped", extra={"bytes": len(message.body)})
+            return
+        self.hub.deliver(event.session_id, frame_of(event))
+
+    async def ready(self) -> bool:
+        """True once the consumer holds every partition and knows its position:
+        a frame produced after this is guaranteed to reach the hub."""
+        consumer = self.subscriber.consumer
+        if consumer is None:
+            return False
+        assignment = consumer.assignment()
+        if not assignment:
+            return False
+        for partition in assignment:
+            await consumer.position(partition)
+        return True

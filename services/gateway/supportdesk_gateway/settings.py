@@ -1,0 +1,30 @@
+import socket
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
+
+from supportdesk_platform.settings import ServiceSettings
+
+DEVELOPMENT_ADMIN_KEY = "dev-admin-key"
+
+
+class GatewaySettings(ServiceSettings):
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8000
+    gateway_id: str = Field(default="", description="Replica name in logs and events; host:port when unset.")
+    admin_api_key: SecretStr = SecretStr(DEVELOPMENT_ADMIN_KEY)
+    reply_timeout_seconds: float = Field(default=60, gt=0)
+    max_message_chars: int = Field(default=4000, ge=1, le=8000)
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    ws_send_queue: int = Field(default=1000, ge=10, description="Frames buffered per socket before it is dropped as too slow.")
+    welcome_message: str = "Hello! I'm the SupportDesk assistant. Ask me anything about our products and policies."
+
+    @property
+    def replica_id(self) -> str:
+        return self.gateway_id or f"{socket.gethostname()}:{self.gateway_port}"
+
+    @model_validator(mode="after")
+    def _refuse_development_admin_key(self) -> Self:
+        if self.environment == "production" and self.admin_api_key.get_secret_value() == DEVELOPMENT_ADMIN_KEY:
+            raise ValueError("ADMIN_API_KEY must be set in production")
+        return self

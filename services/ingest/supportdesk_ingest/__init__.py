@@ -1,0 +1,1 @@
+"""Ingest worker: turns uploaded documents into indexed knowledge."""

@@ -1,0 +1,20 @@
+import asyncio
+
+from supportdesk_ingest.app import build_worker
+from supportdesk_ingest.settings import IngestSettings
+from supportdesk_platform.logs import configure_logging
+from supportdesk_platform.worker import serve
+
+
+async def _run(settings: IngestSettings) -> None:
+    await serve(await build_worker(settings), settings.ops_host, settings.ops_port)
+
+
+def main() -> None:
+    settings = IngestSettings()
+    configure_logging("ingest", settings.log_level, settings.log_format)
+    asyncio.run(_run(settings))
+
+
+if __name__ == "__main__":
+    main()

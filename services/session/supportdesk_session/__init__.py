@@ -1,0 +1,1 @@
+"""Session worker: the only writer of conversation state."""

