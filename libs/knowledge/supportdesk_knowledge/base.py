@@ -17,7 +17,9 @@ class KnowledgeBase:
     @classmethod
     async def open(cls, settings: KnowledgeSettings) -> "KnowledgeBase":
         embedder = Embedder(settings.embedding_model_path, settings.embedding_batch_size)
-        index = KnowledgeIndex(open_client(settings), settings.qdrant_collection, embedder.dimension)
+        index = KnowledgeIndex(
+            open_client(settings), settings.qdrant_collection, embedder.dimension, server=bool(settings.qdrant_url)
+        )
         await index.ensure_collection()
         return cls(settings, embedder, index)
 

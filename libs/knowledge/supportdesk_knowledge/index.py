@@ -41,10 +41,11 @@ def open_client(settings: KnowledgeSettings) -> AsyncQdrantClient:
 
 
 class KnowledgeIndex:
-    def __init__(self, client: AsyncQdrantClient, collection: str, dimension: int) -> None:
+    def __init__(self, client: AsyncQdrantClient, collection: str, dimension: int, server: bool) -> None:
         self.client = client
         self.collection = collection
         self.dimension = dimension
+        self.server = server
 
     async def ensure_collection(self) -> None:
         if await self.client.collection_exists(self.collection):
@@ -53,9 +54,10 @@ class KnowledgeIndex:
             self.collection,
             vectors_config=models.VectorParams(size=self.dimension, distance=models.Distance.COSINE),
         )
-        await self.client.create_payload_index(
-            self.collection, "document_id", field_schema=models.PayloadSchemaType.KEYWORD
-        )
+        if self.server:  # local mode ignores payload indexes (and warns)
+            await self.client.create_payload_index(
+                self.collection, "document_id", field_schema=models.PayloadSchemaType.KEYWORD
+            )
 
     def _document_filter(self, document_id: str) -> models.Filter:
         return models.Filter(

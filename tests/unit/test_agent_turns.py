@@ -1,0 +1,128 @@
+"""Answering turns with the real embedding model; retrieval is a fixed list
+of passages so each case controls what the knowledge base 'knows'."""
+
+from typing import Any
+
+import pytest
+from openai import AsyncOpenAI
+
+from devstack import free_port
+from supportdesk_agent.answering import LLM_FALLBACK_NOTE, NO_ANSWER, ExtractiveGenerator, LlmGenerator
+from supportdesk_agent.escalation import EscalationPolicy
+from supportdesk_agent.settings import DEFAULT_ESCALATION_KEYWORDS
+from supportdesk_agent.turns import HANDOFF, TurnAnswerer
+from supportdesk_contracts.events import HistoryTurn, ReplyCompleted, ReplyDeltaProduced, TurnRequested
+from supportdesk_knowledge.index import Hit
+
+SHIPPING = Hit("d-ship", "Shipping information", "Standard shipping takes 3-5 business days. Express shipping takes 1-2 business days.", 0.71)
+REFUNDS = Hit("d-refund", "Refund policy", "Full refunds are available within 30 days of purchase.", 0.42)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+
+    async def publish(self, message: Any, *, key: bytes | None = None) -> None:
+        self.events.append(message)
+
+
+class Passages:
+    """Returns the passages whose text shares a word with the query."""
+
+    def __init__(self, *hits: Hit) -> None:
+        self.hits = hits
+        self.queries: list[str] = []
+
+    async def search(self, query: str, limit: int, min_score: float) -> list[Hit]:
+        self.queries.append(query)
+        words = {w.strip("?.,!").lower() for w in query.split()}
+        return [h for h in self.hits if words & {w.strip(".,").lower() for w in h.text.split()}][:limit]
+
+
+def answerer(retriever: Passages, generator: Any, outbound: Recorder, inbound: Recorder) -> TurnAnswerer:
+    return TurnAnswerer(
+        retriever,
+        generator,
+        EscalationPolicy(DEFAULT_ESCALATION_KEYWORDS, 0.9),
+        outbound,
+        inbound,
+        search_k=4,
+        min_score=0.35,
+        escalate_on_no_answer=True,
+    )
+
+
+def turn(content: str, history: list[HistoryTurn] | None = None) -> TurnRequested:
+    return TurnRequested(session_id="s1", message_id="m1", content=content, history=history or [])
+
+
+@pytest.fixture
+def extractive(embedder: Any) -> ExtractiveGenerator:
+    return ExtractiveGenerator(embedder)
+
+
+async def test_answer_quotes_the_relevant_sentence_streams_it_and_cites_it(extractive: ExtractiveGenerator) -> None:
+    outbound, inbound = Recorder(), Recorder()
+    await answerer(Passages(SHIPPING, REFUNDS), extractive, outbound, inbound).answer(turn("How long does standard shipping take?"))
+    [completed] = inbound.events
+    assert isinstance(completed, ReplyCompleted)
+    assert "Standard shipping takes 3-5 business days." in completed.reply.content
+    assert [s.title for s in completed.reply.sources] == ["Shipping information"]
+    assert completed.reply.confidence == pytest.approx(0.71)
+    assert not completed.reply.escalated
+    deltas = [e for e in outbound.events if isinstance(e, ReplyDeltaProduced)]
+    assert len(deltas) > 3
+    assert "".join(d.content for d in deltas).strip() == completed.reply.content
+    assert [d.index for d in deltas] == list(range(len(deltas)))
+
+
+async def test_without_relevant_knowledge_it_says_so_and_escalates(extractive: ExtractiveGenerator) -> None:
+    inbound = Recorder()
+    await answerer(Passages(SHIPPING), extractive, Recorder(), inbound).answer(turn("Do you sell bicycles?"))
+    [completed] = inbound.events
+    assert completed.reply.content.startswith(NO_ANSWER)
+    assert completed.reply.sources == []
+    assert completed.reply.confidence == 0.0
+    assert completed.reply.escalated
+    assert completed.escalation_reason == "no relevant knowledge"
+
+
+async def test_a_follow_up_is_understood_through_the_conversation(extractive: ExtractiveGenerator) -> None:
+    retriever = Passages(SHIPPING)
+    inbound = Recorder()
+    history = [HistoryTurn(role="user", content="How long does shipping take?"), HistoryTurn(role="assistant", content="3-5 days.")]
+    await answerer(retriever, extractive, Recorder(), inbound).answer(turn("And the faster option?", history))
+    assert retriever.queries == ["And the faster option?", "How long does shipping take? And the faster option?"]
+    reply = inbound.events[0].reply
+    assert [s.title for s in reply.sources] == ["Shipping information"]
+    assert not reply.escalated
+
+
+async def test_asking_for_a_human_hands_over(extractive: ExtractiveGenerator) -> None:
+    retriever = Passages(SHIPPING)
+    inbound = Recorder()
+    await answerer(retriever, extractive, Recorder(), inbound).answer(turn("Let me talk to a real person"))
+    [completed] = inbound.events
+    assert completed.reply.content == HANDOFF
+    assert completed.reply.escalated
+    assert retriever.queries == []
+
+
+async def test_a_redelivered_turn_gets_the_same_reply_id(extractive: ExtractiveGenerator) -> None:
+    inbound = Recorder()
+    agent = answerer(Passages(SHIPPING), extractive, Recorder(), inbound)
+    await agent.answer(turn("shipping time?"))
+    await agent.answer(turn("shipping time?"))
+    assert inbound.events[0].reply.id == inbound.events[1].reply.id
+
+
+async def test_an_llm_outage_falls_back_to_the_passages_quickly(extractive: ExtractiveGenerator) -> None:
+    # A real client against a port where nothing listens: connection refused.
+    client = AsyncOpenAI(base_url=f"http://127.0.0.1:{free_port()}/v1", api_key="x", max_retries=0)
+    llm = LlmGenerator(client, "any", extractive, timeout_seconds=5, max_tokens=64, temperature=0)
+    inbound = Recorder()
+    await answerer(Passages(SHIPPING), llm, Recorder(), inbound).answer(turn("How long does standard shipping take?"))
+    content = inbound.events[0].reply.content
+    assert content.startswith(LLM_FALLBACK_NOTE.strip())
+    assert "3-5 business days" in content
+    await client.close()

@@ -1,0 +1,157 @@
+"""The session worker's handlers on FastStream's in-memory broker, with the
+real session store on the test Redis."""
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from faststream.kafka import KafkaBroker, TestKafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from redis.asyncio import Redis
+
+from supportdesk_contracts.events import MessageReceived, Reply, ReplyCompleted, Source
+from supportdesk_platform.sessions import SessionStore
+from supportdesk_session.app import build_store
+from supportdesk_session.handlers import build_router
+from supportdesk_session.settings import SessionWorkerSettings
+
+
+class Harness:
+    def __init__(self, settings: SessionWorkerSettings, store: SessionStore, broker: KafkaBroker) -> None:
+        self.settings = settings
+        self.store = store
+        self.broker = broker
+        self.seen: dict[str, list[dict[str, Any]]] = {"outbound": [], "turns": [], "dead": [], "escalations": []}
+
+    def of_type(self, topic: str, event_type: str) -> list[dict[str, Any]]:
+        return [e for e in self.seen[topic] if e.get("event_type") == event_type]
+
+
+@pytest.fixture
+async def harness(redis: Redis, unique: str) -> AsyncIterator[Harness]:
+    settings = SessionWorkerSettings(kafka_topic_prefix=unique, redis_key_prefix=unique)
+    store = build_store(settings, redis)
+    broker = KafkaBroker()
+    broker.include_router(build_router(settings, store))
+    h = Harness(settings, store, broker)
+    topics = settings.topics
+    for name, topic in [
+        ("outbound", topics.chat_outbound),
+        ("turns", topics.agent_turns),
+        ("dead", topics.dead_letters),
+        ("escalations", topics.escalations),
+    ]:
+
+        def collector(name: str) -> Any:
+            async def collect(message: KafkaMessage) -> None:
+                h.seen[name].append(json.loads(message.body))
+
+            return collect
+
+        broker.subscriber(topic)(collector(name))
+    async with TestKafkaBroker(broker):
+        yield h
+
+
+def received(session_id: str, message_id: str, content: str = "How long does shipping take?") -> MessageReceived:
+    return MessageReceived(
+        session_id=session_id, message_id=message_id, content=content, channel="ws", gateway_id="g1"
+    )
+
+
+async def test_a_message_is_recorded_acked_and_handed_to_the_agent(harness: Harness) -> None:
+    record, _ = await harness.store.create(None)
+    await harness.broker.publish(received(record.session_id, "m1"), harness.settings.topics.chat_inbound)
+    [ack] = harness.of_type("outbound", "message.accepted")
+    assert (ack["message_id"], ack["seq"], ack["duplicate"]) == ("m1", 1, False)
+    [turn] = harness.seen["turns"]
+    assert turn["content"] == "How long does shipping take?"
+    assert turn["history"] == []
+    assert [m["content"] for m in await harness.store.history(record.session_id)] == ["How long does shipping take?"]
+
+
+async def test_a_message_id_sent_twice_is_recorded_and_answered_once(harness: Harness) -> None:
+    record, _ = await harness.store.create(None)
+    sid, inbound = record.session_id, harness.settings.topics.chat_inbound
+    await harness.broker.publish(received(sid, "m1"), inbound)
+    reply = Reply(id="r1", content="3-5 days.", confidence=0.8)
+    await harness.broker.publish(ReplyCompleted(session_id=sid, reply_to="m1", reply=reply), inbound)
+    await harness.broker.publish(received(sid, "m1"), inbound)  # the client retried
+
+    acks = harness.of_type("outbound", "message.accepted")
+    assert [(a["seq"], a["duplicate"]) for a in acks] == [(1, False), (1, True)]
+    replies = harness.of_type("outbound", "reply.recorded")
+    assert [(r["seq"], r["reply"]["content"]) for r in replies] == [(2, "3-5 days."), (2, "3-5 days.")]
+    assert len(harness.seen["turns"]) == 1, "an answered message must not reach the agent again"
+    assert len(await harness.store.history(sid)) == 2
+
+
+async def test_history_reaches_the_agent_as_memory(harness: Harness) -> None:
+    record, _ = await harness.store.create(None)
+    sid, inbound = record.session_id, harness.settings.topics.chat_inbound
+    await harness.broker.publish(received(sid, "m1", "Shipping time?"), inbound)
+    await harness.broker.publish(
+        ReplyCompleted(session_id=sid, reply_to="m1", reply=Reply(id="r1", content="3-5 days.", confidence=0.8)),
+        inbound,
+    )
+    await harness.broker.publish(received(sid, "m2", "And express?"), inbound)
+    assert [(t["role"], t["content"]) for t in harness.seen["turns"][-1]["history"]] == [
+        ("user", "Shipping time?"),
+        ("assistant", "3-5 days."),
+    ]
+
+
+async def test_an_escalated_reply_marks_the_session_once(harness: Harness) -> None:
+    record, _ = await harness.store.create(None)
+    sid, inbound = record.session_id, harness.settings.topics.chat_inbound
+    for n in (1, 2):
+        await harness.broker.publish(received(sid, f"m{n}", "lawyer!"), inbound)
+        reply = Reply(id=f"r{n}", content="Connecting you.", confidence=1.0, escalated=True, sources=[])
+        await harness.broker.publish(
+            ReplyCompleted(session_id=sid, reply_to=f"m{n}", reply=reply, escalation_reason="keywords: lawyer"),
+            inbound,
+        )
+    assert len(harness.seen["escalations"]) == 1
+    assert len(harness.of_type("outbound", "session.escalated")) == 1
+    session = await harness.store.get(sid)
+    assert session is not None
+    assert session.escalated
+    assert session.escalation_reason == "keywords: lawyer"
+
+
+async def test_a_message_for_an_unknown_session_fails_the_turn(harness: Harness) -> None:
+    await harness.broker.publish(
+        received("00000000-0000-4000-8000-000000000000", "m1"), harness.settings.topics.chat_inbound
+    )
+    [failure] = harness.of_type("outbound", "turn.failed")
+    assert failure["code"] == "session_not_found"
+    assert harness.seen["turns"] == []
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"not json", b'{"event_type": "message.received"}', b'{"event_type": "from.the.future", "session_id": "x"}'],
+)
+async def test_poison_events_go_to_the_dead_letter_topic(harness: Harness, payload: bytes) -> None:
+    await harness.broker.publish(payload, harness.settings.topics.chat_inbound, key=b"k")
+    [dead] = harness.seen["dead"]
+    assert dead["consumer"] == "session"
+    assert dead["payload"] == payload.decode()
+    assert dead["reason"].startswith("invalid event")
+
+
+async def test_sources_survive_the_round_trip(harness: Harness) -> None:
+    record, _ = await harness.store.create(None)
+    sid, inbound = record.session_id, harness.settings.topics.chat_inbound
+    await harness.broker.publish(received(sid, "m1"), inbound)
+    source = Source(document_id="d1", title="Shipping", snippet="3-5 days", score=0.7)
+    reply = Reply(id="r1", content="3-5 days.", confidence=0.7, sources=[source])
+    await harness.broker.publish(ReplyCompleted(session_id=sid, reply_to="m1", reply=reply), inbound)
+    [recorded] = harness.of_type("outbound", "reply.recorded")
+    assert recorded["reply"]["sources"][0]["title"] == "Shipping"
+    history = await harness.store.history(sid)
+    assert history[1]["sources"][0]["document_id"] == "d1"
+    assert json.dumps(history)  # stored history is plain JSON after decryption
+
+
