@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,6 +68,7 @@ class Process:
     name: str
     popen: subprocess.Popen[bytes]
     ready_url: str | None = None
+    log: IO[bytes] | None = None
 
 
 @dataclass
@@ -90,9 +92,9 @@ class Stack:
         out = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+            out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
         popen = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT if out else None, cwd=ROOT)
-        process = Process(name, popen, ready_url)
+        process = Process(name, popen, ready_url, out)
         self.processes.append(process)
         return process
 
@@ -208,6 +210,8 @@ class Stack:
                 except subprocess.TimeoutExpired:
                     process.popen.kill()
                     process.popen.wait()
+            if process.log is not None:
+                process.log.close()
         self.processes.clear()
 
 
