@@ -135,7 +135,9 @@ class Stack:
                 f"nothing listens at {self.redis_url} and redis-server is not installed: "
                 "install it (apt-get install redis-server) or set REDIS_URL"
             )
-        self._spawn("redis", [server, "--port", str(port), "--bind", host, "--save", "", "--appendonly", "no"], dict(os.environ))
+        self._spawn(
+            "redis", [server, "--port", str(port), "--bind", host, "--save", "", "--appendonly", "no"], dict(os.environ)
+        )
         wait_for(lambda: port_open(host, port), 10, f"redis-server on port {port}")
 
     # --- services ---------------------------------------------------------
@@ -167,7 +169,10 @@ class Stack:
         else:
             # Qdrant local mode: one process per data folder.
             self._spawn(
-                "agent+ingest", [py, "-m", "supportdesk_agent", "--with-ingest"], env, ops.format(self.ops_ports["agent"])
+                "agent+ingest",
+                [py, "-m", "supportdesk_agent", "--with-ingest"],
+                env,
+                ops.format(self.ops_ports["agent"]),
             )
         for i in range(self.gateway_replicas):
             port = self.gateway_port + i

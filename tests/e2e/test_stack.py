@@ -123,7 +123,10 @@ async def test_rest_and_sse_turns_and_history_in_order(http: httpx.AsyncClient) 
 
     events: list[tuple[str, dict[str, Any]]] = []
     async with http.stream(
-        "POST", f"/api/v1/sessions/{sid}/messages/stream", json={"content": "What is your refund policy?"}, headers=auth(session)
+        "POST",
+        f"/api/v1/sessions/{sid}/messages/stream",
+        json={"content": "What is your refund policy?"},
+        headers=auth(session),
     ) as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
         event = None
@@ -205,8 +208,12 @@ async def test_bad_input_gets_clear_errors(stack: Stack, http: httpx.AsyncClient
     response = await http.post(f"/api/v1/sessions/{sid}/messages", json=too_long, headers=auth(session))
     assert response.status_code == 422
     assert "longer than" in response.text
-    assert (await http.post(f"/api/v1/sessions/{sid}/messages", json={"content": "  "}, headers=auth(session))).status_code == 422
-    assert (await http.post("/api/v1/sessions", content=b"{nope", headers={"content-type": "application/json"})).status_code == 422
+    assert (
+        await http.post(f"/api/v1/sessions/{sid}/messages", json={"content": "  "}, headers=auth(session))
+    ).status_code == 422
+    assert (
+        await http.post("/api/v1/sessions", content=b"{nope", headers={"content-type": "application/json"})
+    ).status_code == 422
     async with websockets.connect(ws_url(stack, sid, session["token"])) as ws:
         for raw, code in [
             ("not json", "invalid_json"),
@@ -242,7 +249,10 @@ async def test_two_gateways_resume_and_duplicates(stack: Stack) -> None:
         assert ack[-1]["seq"] == 1
         await ws.send(json.dumps({"type": "resume", "after_seq": 0}))
         resumed = await frames_until(ws, "reply")
-        assert [(f["type"], f["seq"]) for f in resumed if f["type"] in ("ack", "reply")][-2:] == [("ack", 1), ("reply", 2)]
+        assert [(f["type"], f["seq"]) for f in resumed if f["type"] in ("ack", "reply")][-2:] == [
+            ("ack", 1),
+            ("reply", 2),
+        ]
         assert resumed[-1]["content"] == first[-1]["content"]
         # Nothing more arrives: the duplicate was answered once.
         await ws.send(json.dumps({"type": "ping"}))
@@ -272,7 +282,9 @@ async def test_uploaded_document_is_indexed_and_answered_from(http: httpx.AsyncC
     text = b"Gift cards: Gift cards never expire and can be used on any order, online or in store."
     files = {"file": ("gift-cards.txt", text, "text/plain")}
     assert (await http.post("/api/v1/documents", files=files)).status_code == 401
-    assert (await http.post("/api/v1/documents", files=files, headers={"Authorization": "Bearer nope"})).status_code == 403
+    assert (
+        await http.post("/api/v1/documents", files=files, headers={"Authorization": "Bearer nope"})
+    ).status_code == 403
     bad = {"file": ("virus.exe", b"MZ", "application/octet-stream")}
     assert (await http.post("/api/v1/documents", files=bad, headers=admin)).status_code == 415
 
@@ -281,7 +293,9 @@ async def test_uploaded_document_is_indexed_and_answered_from(http: httpx.AsyncC
     document_id = response.json()["document_id"]
     assert response.json()["status"] == "queued"
     async with asyncio.timeout(60):
-        while (record := (await http.get(f"/api/v1/documents/{document_id}", headers=admin)).json())["status"] != "indexed":
+        while (record := (await http.get(f"/api/v1/documents/{document_id}", headers=admin)).json())[
+            "status"
+        ] != "indexed":
             assert record["status"] != "failed", record
             await asyncio.sleep(0.2)
     assert record["chunks"] == 1
@@ -302,7 +316,9 @@ async def test_uploaded_document_is_indexed_and_answered_from(http: httpx.AsyncC
     broken = {"file": ("broken.pdf", b"%PDF-1.4 garbage", "application/pdf")}
     failed_id = (await http.post("/api/v1/documents", files=broken, headers=admin)).json()["document_id"]
     async with asyncio.timeout(60):
-        while (record := (await http.get(f"/api/v1/documents/{failed_id}", headers=admin)).json())["status"] != "failed":
+        while (record := (await http.get(f"/api/v1/documents/{failed_id}", headers=admin)).json())[
+            "status"
+        ] != "failed":
             await asyncio.sleep(0.2)
     assert "cannot read .pdf" in record["error"]
 

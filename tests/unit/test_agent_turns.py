@@ -14,7 +14,12 @@ from supportdesk_agent.turns import HANDOFF, TurnAnswerer
 from supportdesk_contracts.events import HistoryTurn, ReplyCompleted, ReplyDeltaProduced, TurnRequested
 from supportdesk_knowledge.index import Hit
 
-SHIPPING = Hit("d-ship", "Shipping information", "Standard shipping takes 3-5 business days. Express shipping takes 1-2 business days.", 0.71)
+SHIPPING = Hit(
+    "d-ship",
+    "Shipping information",
+    "Standard shipping takes 3-5 business days. Express shipping takes 1-2 business days.",
+    0.71,
+)
 REFUNDS = Hit("d-refund", "Refund policy", "Full refunds are available within 30 days of purchase.", 0.42)
 
 
@@ -63,7 +68,9 @@ def extractive(embedder: Any) -> ExtractiveGenerator:
 
 async def test_answer_quotes_the_relevant_sentence_streams_it_and_cites_it(extractive: ExtractiveGenerator) -> None:
     outbound, inbound = Recorder(), Recorder()
-    await answerer(Passages(SHIPPING, REFUNDS), extractive, outbound, inbound).answer(turn("How long does standard shipping take?"))
+    await answerer(Passages(SHIPPING, REFUNDS), extractive, outbound, inbound).answer(
+        turn("How long does standard shipping take?")
+    )
     [completed] = inbound.events
     assert isinstance(completed, ReplyCompleted)
     assert "Standard shipping takes 3-5 business days." in completed.reply.content
@@ -90,7 +97,10 @@ async def test_without_relevant_knowledge_it_says_so_and_escalates(extractive: E
 async def test_a_follow_up_is_understood_through_the_conversation(extractive: ExtractiveGenerator) -> None:
     retriever = Passages(SHIPPING)
     inbound = Recorder()
-    history = [HistoryTurn(role="user", content="How long does shipping take?"), HistoryTurn(role="assistant", content="3-5 days.")]
+    history = [
+        HistoryTurn(role="user", content="How long does shipping take?"),
+        HistoryTurn(role="assistant", content="3-5 days."),
+    ]
     await answerer(retriever, extractive, Recorder(), inbound).answer(turn("And the faster option?", history))
     assert retriever.queries == ["And the faster option?", "How long does shipping take? And the faster option?"]
     reply = inbound.events[0].reply

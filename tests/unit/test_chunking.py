@@ -1,3 +1,5 @@
+import itertools
+
 from supportdesk_knowledge.chunking import chunk_text, split_sentences
 
 
@@ -16,7 +18,7 @@ def test_chunks_respect_size_and_keep_every_sentence() -> None:
 
 def test_consecutive_chunks_overlap() -> None:
     chunks = chunk_text(" ".join(f"Fact {i} is here." for i in range(40)), size=120, overlap=40)
-    for first, second in zip(chunks, chunks[1:], strict=False):
+    for first, second in itertools.pairwise(chunks):
         assert first.split(". ")[-1].rstrip(".") in second
 
 

@@ -8,7 +8,7 @@ from supportdesk_ingest.parsing import UnreadableDocument, extract_text
 
 
 def test_plain_text_and_markdown() -> None:
-    assert "Returns" in extract_text("faq.md", "# Returns\n\nWithin 30 days.".encode())
+    assert "Returns" in extract_text("faq.md", b"# Returns\n\nWithin 30 days.")
     assert extract_text("notes.txt", "caf\xe9".encode("cp1252")) == "caf\xe9"
 
 

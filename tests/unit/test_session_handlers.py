@@ -55,9 +55,7 @@ async def harness(redis: Redis, unique: str) -> AsyncIterator[Harness]:
 
 
 def received(session_id: str, message_id: str, content: str = "How long does shipping take?") -> MessageReceived:
-    return MessageReceived(
-        session_id=session_id, message_id=message_id, content=content, channel="ws", gateway_id="g1"
-    )
+    return MessageReceived(session_id=session_id, message_id=message_id, content=content, channel="ws", gateway_id="g1")
 
 
 async def test_a_message_is_recorded_acked_and_handed_to_the_agent(harness: Harness) -> None:
@@ -153,5 +151,3 @@ async def test_sources_survive_the_round_trip(harness: Harness) -> None:
     history = await harness.store.history(sid)
     assert history[1]["sources"][0]["document_id"] == "d1"
     assert json.dumps(history)  # stored history is plain JSON after decryption
-
-

@@ -19,22 +19,14 @@ class Event(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    event_id: UUID = Field(
-        default_factory=uuid4, description="Unique id of this event instance."
-    )
-    event_version: int = Field(
-        default=1, description="Schema version of this event type.", examples=[1]
-    )
-    occurred_at: datetime = Field(
-        default_factory=utcnow, description="When the fact happened (UTC)."
-    )
+    event_id: UUID = Field(default_factory=uuid4, description="Unique id of this event instance.")
+    event_version: int = Field(default=1, description="Schema version of this event type.", examples=[1])
+    occurred_at: datetime = Field(default_factory=utcnow, description="When the fact happened (UTC).")
     correlation_id: str | None = Field(
         default=None,
         description="Id shared by every event of one chat turn (the user message id).",
     )
-    causation_id: UUID | None = Field(
-        default=None, description="event_id of the event that caused this one."
-    )
+    causation_id: UUID | None = Field(default=None, description="event_id of the event that caused this one.")
 
     def caused(self) -> dict[str, object]:
         """Envelope fields for an event caused by this one."""

@@ -82,9 +82,7 @@ class SessionClosed(SessionEvent):
     reason: str = Field(description="Why it was closed.", examples=["deleted"])
 
 
-InboundEvent = Annotated[
-    MessageReceived | ReplyCompleted | SessionClosed, Field(discriminator="event_type")
-]
+InboundEvent = Annotated[MessageReceived | ReplyCompleted | SessionClosed, Field(discriminator="event_type")]
 
 
 # --- agent.turns -----------------------------------------------------------

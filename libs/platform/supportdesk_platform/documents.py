@@ -29,6 +29,10 @@ class DocumentRecord:
         return asdict(self)
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -71,8 +75,8 @@ class DocumentRegistry:
         await self.redis.zadd(self._index, {document_id: datetime.now(UTC).timestamp()})
 
     async def blob(self, document_id: str) -> bytes | None:
-        data: bytes | None = await self.redis.get(self.blob_key(document_id))
-        return data
+        data = await self.redis.get(self.blob_key(document_id))
+        return data.encode() if isinstance(data, str) else data
 
     async def mark(self, document_id: str, status: Status, chunks: int | None = None, error: str | None = None) -> None:
         if not await self.redis.exists(self._key(document_id)):
@@ -90,7 +94,7 @@ class DocumentRegistry:
         raw = await self.redis.hgetall(self._key(document_id))  # type: ignore[misc]
         if not raw:
             return None
-        f = {k.decode(): v.decode() for k, v in raw.items()}
+        f = {_text(k): _text(v) for k, v in raw.items()}
         return DocumentRecord(
             document_id=f["document_id"],
             filename=f["filename"],
@@ -106,7 +110,7 @@ class DocumentRegistry:
 
     async def list(self, limit: int = 100, offset: int = 0) -> list[DocumentRecord]:
         ids = await self.redis.zrevrange(self._index, offset, offset + limit - 1)
-        records = [await self.get(i.decode()) for i in ids]
+        records = [await self.get(_text(i)) for i in ids if isinstance(i, bytes | str)]
         return [r for r in records if r is not None]
 
     async def remove(self, document_id: str) -> bool:

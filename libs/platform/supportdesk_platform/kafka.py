@@ -144,6 +144,6 @@ class DeadLetters:
             raise
         # Deliberately broad: one event the code cannot handle must not stop
         # the partition behind it; it is kept, with the reason, for a human.
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.exception("handler failed; dead-lettering")
             await self.send(message, f"{type(exc).__name__}: {exc}")

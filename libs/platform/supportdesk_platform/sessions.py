@@ -109,6 +109,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -141,7 +145,7 @@ class SessionStore:
         if user_id is not None:
             fields["user"] = self.cipher.encrypt(user_id)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(meta, mapping=fields)
+            pipe.hset(meta, mapping=fields)  # type: ignore[arg-type]
             pipe.sadd(tokens, _hash_token(token))
             pipe.expire(meta, self.ttl)
             pipe.expire(tokens, self.ttl)
@@ -160,7 +164,7 @@ class SessionStore:
         session_id = await self.redis.get(self._user_key(user_id))
         if session_id is None:
             return None
-        sid = session_id.decode() if isinstance(session_id, bytes) else str(session_id)
+        sid = _text(session_id)
         record = await self.get(sid)
         if record is None or record.user_id != user_id:
             return None
@@ -175,7 +179,7 @@ class SessionStore:
         raw = await self.redis.hgetall(meta)
         if not raw:
             return None
-        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        fields = {_text(k): _text(v) for k, v in raw.items()}
         ttl = await self.redis.ttl(meta)
         return SessionRecord(
             session_id=session_id,
@@ -198,7 +202,7 @@ class SessionStore:
         if record is not None and record.user_id is not None:
             user_key = self._user_key(record.user_id)
             current = await self.redis.get(user_key)
-            if current is not None and current.decode() == session_id:
+            if current is not None and _text(current) == session_id:
                 await self.redis.delete(user_key)
         return bool(removed)
 
@@ -231,7 +235,9 @@ class SessionStore:
         frame = {"type": "ack", "message_id": message_id}
         return await self._record(session_id, f"m:{message_id}", message, frame)
 
-    async def record_reply(self, session_id: str, reply_to: str, reply: Reply, role: Role = "assistant") -> Recorded | None:
+    async def record_reply(
+        self, session_id: str, reply_to: str, reply: Reply, role: Role = "assistant"
+    ) -> Recorded | None:
         message = {
             "id": reply.id,
             "role": role,

@@ -15,6 +15,7 @@ from typing import Protocol
 import numpy as np
 import openai
 from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletionMessageParam
 
 from supportdesk_contracts.events import HistoryTurn
 from supportdesk_knowledge.chunking import split_sentences
@@ -22,10 +23,7 @@ from supportdesk_knowledge.index import Hit
 
 log = logging.getLogger(__name__)
 
-NO_ANSWER = (
-    "I'm sorry, I couldn't find anything about that in our knowledge base, "
-    "so I won't guess."
-)
+NO_ANSWER = "I'm sorry, I couldn't find anything about that in our knowledge base, so I won't guess."
 LLM_FALLBACK_NOTE = "Our assistant is temporarily unavailable, so here is what our documentation says: "
 _PIECES = re.compile(r"\s*\S+\s*")
 
@@ -104,19 +102,21 @@ class LlmGenerator:
                 yield piece
             return
         passages = "\n".join(f"[{i + 1}] ({h.title}) {h.text}" for i, h in enumerate(hits))
-        messages: list[dict[str, str]] = [{"role": "system", "content": SYSTEM_PROMPT.format(passages=passages)}]
-        messages += [
-            {"role": "assistant" if t.role in ("assistant", "agent") else "user", "content": t.content}
-            for t in history
-            if t.role != "system"
+        messages: list[ChatCompletionMessageParam] = [
+            {"role": "system", "content": SYSTEM_PROMPT.format(passages=passages)}
         ]
+        for turn in history:
+            if turn.role in ("assistant", "agent"):
+                messages.append({"role": "assistant", "content": turn.content})
+            elif turn.role == "user":
+                messages.append({"role": "user", "content": turn.content})
         messages.append({"role": "user", "content": question})
         produced = False
         try:
             async with asyncio.timeout(self.timeout):
                 response = await self.client.chat.completions.create(
                     model=self.model,
-                    messages=messages,  # type: ignore[arg-type]
+                    messages=messages,
                     stream=True,
                     max_tokens=self.max_tokens,
                     temperature=self.temperature,

@@ -40,7 +40,12 @@ def sources_of(hits: Sequence[Hit]) -> list[Source]:
             continue
         seen.add(hit.document_id)
         sources.append(
-            Source(document_id=hit.document_id, title=hit.title, snippet=hit.text[:SNIPPET_CHARS], score=round(hit.score, 4))
+            Source(
+                document_id=hit.document_id,
+                title=hit.title,
+                snippet=hit.text[:SNIPPET_CHARS],
+                score=round(hit.score, 4),
+            )
         )
     return sources
 

@@ -40,7 +40,9 @@ def error_frame(code: str, message: str, reply_to: str | None = None) -> dict[st
     return frame
 
 
-def frame_of(event: MessageAccepted | ReplyDeltaProduced | ReplyRecorded | SessionEscalated | TurnFailed) -> dict[str, Any]:
+def frame_of(
+    event: MessageAccepted | ReplyDeltaProduced | ReplyRecorded | SessionEscalated | TurnFailed,
+) -> dict[str, Any]:
     match event:
         case MessageAccepted():
             return {"type": "ack", "message_id": event.message_id, "seq": event.seq, "duplicate": event.duplicate}

@@ -16,7 +16,9 @@ class GatewaySettings(ServiceSettings):
     reply_timeout_seconds: float = Field(default=60, gt=0)
     max_message_chars: int = Field(default=4000, ge=1, le=8000)
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
-    ws_send_queue: int = Field(default=1000, ge=10, description="Frames buffered per socket before it is dropped as too slow.")
+    ws_send_queue: int = Field(
+        default=1000, ge=10, description="Frames buffered per socket before it is dropped as too slow."
+    )
     welcome_message: str = "Hello! I'm the SupportDesk assistant. Ask me anything about our products and policies."
 
     @property

@@ -71,9 +71,7 @@ class SessionLedger:
                 message_id=event.message_id,
                 content=event.content,
                 history=[
-                    HistoryTurn(role=m["role"], content=m["content"])
-                    for m in history
-                    if m["id"] != event.message_id
+                    HistoryTurn(role=m["role"], content=m["content"]) for m in history if m["id"] != event.message_id
                 ][-self.history_turns :]
                 if self.history_turns
                 else [],

@@ -55,7 +55,9 @@ async def send_message(body: MessageIn, session: CurrentSession, context: Contex
             if frame["type"] == "error":
                 raise HTTPException(status.HTTP_502_BAD_GATEWAY, frame["message"])
     except TimeoutError as exc:
-        raise HTTPException(status.HTTP_504_GATEWAY_TIMEOUT, "no reply in time; fetch it later from the history") from exc
+        raise HTTPException(
+            status.HTTP_504_GATEWAY_TIMEOUT, "no reply in time; fetch it later from the history"
+        ) from exc
     raise HTTPException(status.HTTP_502_BAD_GATEWAY, "the turn ended without a reply")
 
 
