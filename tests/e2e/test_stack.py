@@ -333,7 +333,11 @@ async def test_operations_endpoints(stack: Stack, http: httpx.AsyncClient) -> No
     assert ready.status_code == 200
     assert set(ready.json()["checks"]) == {"kafka", "redis", "outbound_relay"}
     assert (await http.get("/health")).json()["status"] == "alive"
-    assert "python_info" in (await http.get("/metrics")).text or (await http.get("/metrics")).status_code == 200
+    metrics = (await http.get("/metrics")).text
+    assert 'supportdesk_gateway_messages_total{channel="rest"}' in metrics
+    assert "supportdesk_gateway_turn_seconds_bucket" in metrics
+    assert "supportdesk_gateway_websockets" in metrics
+    assert "supportdesk_received_messages_total" in metrics  # consumed from chat.outbound
     assert (await http.get("/docs")).status_code == 200
     assert (await http.get("/api/v1/info")).json()["name"] == "SupportDesk"
     assert "<title>SupportDesk</title>" in (await http.get("/")).text
@@ -342,4 +346,8 @@ async def test_operations_endpoints(stack: Stack, http: httpx.AsyncClient) -> No
             continue  # shares the agent's process in local Qdrant mode
         async with httpx.AsyncClient(timeout=10) as client:
             checks = (await client.get(f"http://127.0.0.1:{port}/health/ready")).json()["checks"]
+            worker_metrics = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
         assert all(c["status"] == "up" for c in checks.values()), (name, checks)
+        assert "supportdesk_received_messages_total" in worker_metrics
+        if name == "agent":
+            assert 'supportdesk_agent_answers_total{outcome="answered"}' in worker_metrics

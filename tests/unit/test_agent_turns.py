@@ -5,10 +5,12 @@ from typing import Any
 
 import pytest
 from openai import AsyncOpenAI
+from prometheus_client import CollectorRegistry
 
 from devstack import free_port
 from supportdesk_agent.answering import LLM_FALLBACK_NOTE, NO_ANSWER, ExtractiveGenerator, LlmGenerator
 from supportdesk_agent.escalation import EscalationPolicy
+from supportdesk_agent.metrics import AgentMetrics
 from supportdesk_agent.settings import DEFAULT_ESCALATION_KEYWORDS
 from supportdesk_agent.turns import HANDOFF, TurnAnswerer
 from supportdesk_contracts.events import HistoryTurn, ReplyCompleted, ReplyDeltaProduced, TurnRequested
@@ -54,6 +56,7 @@ def answerer(retriever: Passages, generator: Any, outbound: Recorder, inbound: R
         search_k=4,
         min_score=0.35,
         escalate_on_no_answer=True,
+        metrics=AgentMetrics(CollectorRegistry()),
     )
 
 

@@ -14,6 +14,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from prometheus_client import CollectorRegistry
 from pydantic import TypeAdapter, ValidationError
 from redis.exceptions import RedisError
 
@@ -34,15 +36,19 @@ class TopicProvisioningError(RuntimeError):
     """The broker refused to create a topic for a reason other than 'exists'."""
 
 
-def build_broker(settings: ServiceSettings, client_id: str) -> KafkaBroker:
-    # Topics are created explicitly with the configured partition count;
-    # auto-creation would give whatever the broker's default is.
+def build_broker(settings: ServiceSettings, client_id: str, registry: CollectorRegistry) -> KafkaBroker:
+    """The service's broker, with consume/publish metrics in `registry`."""
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=client_id,
+        # Topics are created explicitly with the configured partition count;
+        # auto-creation would give whatever the broker's default is.
         allow_auto_create_topics=False,
+        # Our handlers and format, not FastStream's own coloured ones.
+        logger=logging.getLogger("supportdesk.kafka"),
         # Per-message "Received/Processed" lines are debug detail, not news.
         log_level=logging.DEBUG,
+        middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=client_id, metrics_prefix="supportdesk")],
     )
 
 

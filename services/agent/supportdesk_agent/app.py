@@ -4,6 +4,7 @@ from openai import AsyncOpenAI
 
 from supportdesk_agent.answering import ExtractiveGenerator, Generator, LlmGenerator
 from supportdesk_agent.handlers import build_router
+from supportdesk_agent.metrics import AgentMetrics
 from supportdesk_agent.settings import AgentSettings
 from supportdesk_knowledge.base import KnowledgeBase
 from supportdesk_platform.kafka import build_broker
@@ -34,9 +35,9 @@ def build_generator(settings: AgentSettings, kb: KnowledgeBase) -> Generator:
 
 async def build_worker(settings: AgentSettings, kb: KnowledgeBase | None = None) -> Worker:
     kb = kb or await KnowledgeBase.open(settings.knowledge)
-    broker = build_broker(settings, client_id="supportdesk-agent")
-    broker.include_router(build_router(settings, kb, build_generator(settings, kb)))
     health = Health("agent")
+    broker = build_broker(settings, "supportdesk-agent", health.registry)
+    broker.include_router(build_router(settings, kb, build_generator(settings, kb), AgentMetrics(health.registry)))
     health.checks["qdrant"] = kb.index.ready
     health.details["generator"] = lambda: {
         "mode": "llm" if settings.llm_configured else "extractive",

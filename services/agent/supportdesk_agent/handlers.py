@@ -7,6 +7,7 @@ from pydantic import TypeAdapter
 
 from supportdesk_agent.answering import Generator
 from supportdesk_agent.escalation import EscalationPolicy
+from supportdesk_agent.metrics import AgentMetrics
 from supportdesk_agent.settings import AgentSettings
 from supportdesk_agent.turns import Retriever, TurnAnswerer
 from supportdesk_contracts.events import TurnFailed, TurnRequested
@@ -15,7 +16,9 @@ from supportdesk_platform.kafka import TRANSIENT_ERRORS, DeadLetters, consumer_o
 _TURN = TypeAdapter(TurnRequested)
 
 
-def build_router(settings: AgentSettings, retriever: Retriever, generator: Generator) -> KafkaRouter:
+def build_router(
+    settings: AgentSettings, retriever: Retriever, generator: Generator, metrics: AgentMetrics
+) -> KafkaRouter:
     topics = settings.topics
     router = KafkaRouter()
     outbound = router.publisher(topics.chat_outbound, title="agent:outbound")
@@ -30,6 +33,7 @@ def build_router(settings: AgentSettings, retriever: Retriever, generator: Gener
         search_k=settings.rag_search_k,
         min_score=settings.rag_similarity_threshold,
         escalate_on_no_answer=settings.escalation_on_no_answer,
+        metrics=metrics,
     )
     dead_letters = DeadLetters(router.publisher(topics.dead_letters, title="agent:deadletter"), "agent")
 

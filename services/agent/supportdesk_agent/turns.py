@@ -1,12 +1,14 @@
 """Answering one turn: escalation check, retrieval (with the conversation as
 context), streamed generation, and the completed reply."""
 
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Protocol
 
 from supportdesk_agent.answering import Generator, pieces
 from supportdesk_agent.escalation import EscalationPolicy
+from supportdesk_agent.metrics import AgentMetrics
 from supportdesk_contracts.events import (
     Reply,
     ReplyCompleted,
@@ -61,6 +63,7 @@ class TurnAnswerer:
         search_k: int,
         min_score: float,
         escalate_on_no_answer: bool,
+        metrics: AgentMetrics,
     ) -> None:
         self.retriever = retriever
         self.generator = generator
@@ -70,6 +73,7 @@ class TurnAnswerer:
         self.search_k = search_k
         self.min_score = min_score
         self.escalate_on_no_answer = escalate_on_no_answer
+        self.metrics = metrics
 
     async def retrieve(self, turn: TurnRequested) -> list[Hit]:
         hits = await self.retriever.search(turn.content, self.search_k, self.min_score)
@@ -82,6 +86,7 @@ class TurnAnswerer:
         return []
 
     async def answer(self, turn: TurnRequested) -> None:
+        began = time.perf_counter()
         key = key_of(turn.session_id)
         verdict = self.policy.assess(turn.content)
         index = 0
@@ -119,3 +124,8 @@ class TurnAnswerer:
         await self.inbound.publish(
             ReplyCompleted(**turn.caused(), reply_to=turn.message_id, reply=reply, escalation_reason=reason), key=key
         )
+        outcome = "handoff" if verdict.human_requested else "answered" if hits else "no_answer"
+        self.metrics.answers.labels(outcome).inc()
+        if reply.escalated:
+            self.metrics.escalations.inc()
+        self.metrics.answer_seconds.observe(time.perf_counter() - began)

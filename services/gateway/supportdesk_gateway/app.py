@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from supportdesk_gateway.api import documents, messages, meta, sessions, ws
 from supportdesk_gateway.context import GatewayContext
 from supportdesk_gateway.hub import Hub
+from supportdesk_gateway.metrics import GatewayMetrics
 from supportdesk_gateway.publisher import EventPublisher
 from supportdesk_gateway.relay import Relay
 from supportdesk_gateway.settings import GatewaySettings
@@ -22,9 +23,9 @@ def build_context(settings: GatewaySettings, redis: Redis | None = None) -> Gate
     redis = redis or Redis.from_url(str(settings.redis_url))
     hub = Hub(settings.ws_send_queue)
     relay = Relay(settings, hub)
-    broker = build_broker(settings, client_id=f"supportdesk-gateway-{settings.replica_id}")
-    broker.include_router(relay.router)
     health = Health("gateway")
+    broker = build_broker(settings, f"supportdesk-gateway-{settings.replica_id}", health.registry)
+    broker.include_router(relay.router)
 
     async def redis_ready() -> bool:
         return bool(await redis.ping())  # type: ignore[misc]
@@ -43,6 +44,7 @@ def build_context(settings: GatewaySettings, redis: Redis | None = None) -> Gate
         relay=relay,
         events=EventPublisher(broker, settings.topics, settings.replica_id),
         health=health,
+        metrics=GatewayMetrics(health.registry, hub),
     )
 
 

@@ -6,6 +6,7 @@ from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 
 from supportdesk_gateway.hub import Hub
+from supportdesk_gateway.metrics import GatewayMetrics
 from supportdesk_gateway.publisher import EventPublisher
 from supportdesk_gateway.relay import Relay
 from supportdesk_gateway.settings import GatewaySettings
@@ -25,3 +26,4 @@ class GatewayContext:
     relay: Relay
     events: EventPublisher
     health: Health
+    metrics: GatewayMetrics

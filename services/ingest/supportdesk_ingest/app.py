@@ -36,7 +36,8 @@ async def attach_to(worker: Worker, settings: IngestSettings, kb: KnowledgeBase)
 
 async def build_worker(settings: IngestSettings, kb: KnowledgeBase | None = None) -> Worker:
     kb = kb or await KnowledgeBase.open(settings.knowledge)
-    worker = Worker("ingest", settings, build_broker(settings, client_id="supportdesk-ingest"), Health("ingest"))
+    health = Health("ingest")
+    worker = Worker("ingest", settings, build_broker(settings, "supportdesk-ingest", health.registry), health)
     worker.resources.push_async_callback(kb.close)
     await attach_to(worker, settings, kb)
     return worker

@@ -18,9 +18,9 @@ def build_store(settings: SessionWorkerSettings, redis: Redis) -> SessionStore:
 
 def build_worker(settings: SessionWorkerSettings, redis: Redis | None = None) -> Worker:
     redis = redis or Redis.from_url(str(settings.redis_url))
-    broker = build_broker(settings, client_id="supportdesk-session")
-    broker.include_router(build_router(settings, build_store(settings, redis)))
     health = Health("session")
+    broker = build_broker(settings, "supportdesk-session", health.registry)
+    broker.include_router(build_router(settings, build_store(settings, redis)))
 
     async def redis_ready() -> bool:
         return bool(await redis.ping())  # type: ignore[misc]

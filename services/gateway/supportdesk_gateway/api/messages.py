@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -35,13 +36,21 @@ async def turn_frames(
 ) -> AsyncIterator[Frame]:
     """Publishes the message and yields its frames until the reply or an
     error; raises TimeoutError when no frame comes within the reply timeout."""
-    async with context.hub.watch_turn(session_id, message_id) as frames:
-        await context.events.message_received(session_id, message_id, content, channel)
-        while True:
-            frame = await asyncio.wait_for(frames.get(), context.settings.reply_timeout_seconds)
-            yield frame
-            if frame["type"] in ("reply", "error"):
-                return
+    began = time.perf_counter()
+    outcome = "timeout"
+    try:
+        async with context.hub.watch_turn(session_id, message_id) as frames:
+            await context.events.message_received(session_id, message_id, content, channel)
+            context.metrics.messages.labels(channel).inc()
+            while True:
+                frame = await asyncio.wait_for(frames.get(), context.settings.reply_timeout_seconds)
+                if frame["type"] in ("reply", "error"):
+                    outcome = frame["type"]
+                yield frame
+                if outcome != "timeout":
+                    return
+    finally:
+        context.metrics.turn_seconds.labels(channel, outcome).observe(time.perf_counter() - began)
 
 
 @router.post("")

@@ -42,6 +42,8 @@ async def _send_loop(websocket: WebSocket, connection: Connection) -> None:
 
 async def _handle(context: GatewayContext, connection: Connection, raw: str) -> None:
     def reply(frame: dict[str, Any]) -> None:
+        if frame["type"] == "error":
+            context.metrics.client_errors.labels(frame["code"]).inc()
         connection.offer(frame)
 
     if len(raw) > MAX_FRAME_BYTES:
@@ -81,6 +83,7 @@ async def _handle(context: GatewayContext, connection: Connection, raw: str) -> 
                 )
             else:
                 await context.events.message_received(session_id, message_id, content, "ws")
+                context.metrics.messages.labels("ws").inc()
 
 
 @router.websocket("/ws")

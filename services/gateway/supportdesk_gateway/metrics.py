@@ -1,0 +1,24 @@
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from supportdesk_gateway.hub import Hub
+
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class GatewayMetrics:
+    def __init__(self, registry: CollectorRegistry, hub: Hub) -> None:
+        self.messages = Counter(
+            "supportdesk_gateway_messages", "Chat messages accepted from clients.", ["channel"], registry=registry
+        )
+        self.turn_seconds = Histogram(
+            "supportdesk_gateway_turn_seconds",
+            "From publishing a REST/SSE message to its reply.",
+            ["channel", "outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.client_errors = Counter(
+            "supportdesk_gateway_client_errors", "Rejected client input, by error code.", ["code"], registry=registry
+        )
+        sockets = Gauge("supportdesk_gateway_websockets", "Open chat WebSockets on this replica.", registry=registry)
+        sockets.set_function(lambda: hub.socket_count)
