@@ -24,7 +24,7 @@ run: install
 	HF_HUB_OFFLINE=1 $(PY) tools/devstack.py
 
 test: install
-	tools/ensure-redis.sh
+	tools/install-system-packages.sh
 	HF_HUB_OFFLINE=1 $(PY) -m pytest
 
 test-unit: install

@@ -55,6 +55,7 @@ def answerer(retriever: Passages, generator: Any, outbound: Recorder, inbound: R
         inbound,
         search_k=4,
         min_score=0.35,
+        relative_margin=0.15,
         escalate_on_no_answer=True,
         metrics=AgentMetrics(CollectorRegistry()),
     )
@@ -119,6 +120,13 @@ async def test_asking_for_a_human_hands_over(extractive: ExtractiveGenerator) ->
     assert completed.reply.content == HANDOFF
     assert completed.reply.escalated
     assert retriever.queries == []
+
+
+async def test_only_passages_near_the_best_are_cited(extractive: ExtractiveGenerator) -> None:
+    inbound = Recorder()
+    weak = Hit("d-weak", "Return process", "Ship items back within 30 days.", 0.45)
+    await answerer(Passages(SHIPPING, weak), extractive, Recorder(), inbound).answer(turn("shipping days?"))
+    assert [s.title for s in inbound.events[0].reply.sources] == ["Shipping information"]
 
 
 async def test_a_redelivered_turn_gets_the_same_reply_id(extractive: ExtractiveGenerator) -> None:

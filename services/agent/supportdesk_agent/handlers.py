@@ -32,6 +32,7 @@ def build_router(
         inbound=router.publisher(topics.chat_inbound, title="agent:inbound"),
         search_k=settings.rag_search_k,
         min_score=settings.rag_similarity_threshold,
+        relative_margin=settings.rag_relative_margin,
         escalate_on_no_answer=settings.escalation_on_no_answer,
         metrics=metrics,
     )

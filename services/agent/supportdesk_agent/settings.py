@@ -42,6 +42,10 @@ class AgentSettings(ServiceSettings):
         default=0.35, ge=0, le=1, description="Passages scoring below this are not relevant."
     )
 
+    rag_relative_margin: float = Field(
+        default=0.15, ge=0, le=1, description="Passages further than this below the best one are not cited."
+    )
+
     escalation_enabled: bool = True
     escalation_keywords: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_ESCALATION_KEYWORDS))
     escalation_keyword_threshold: float = Field(default=0.9, gt=0, description="Summed keyword weight that escalates.")

@@ -62,6 +62,7 @@ class TurnAnswerer:
         inbound: Publisher,
         search_k: int,
         min_score: float,
+        relative_margin: float,
         escalate_on_no_answer: bool,
         metrics: AgentMetrics,
     ) -> None:
@@ -72,18 +73,18 @@ class TurnAnswerer:
         self.inbound = inbound
         self.search_k = search_k
         self.min_score = min_score
+        self.relative_margin = relative_margin
         self.escalate_on_no_answer = escalate_on_no_answer
         self.metrics = metrics
 
     async def retrieve(self, turn: TurnRequested) -> list[Hit]:
         hits = await self.retriever.search(turn.content, self.search_k, self.min_score)
-        if hits:
-            return hits
-        # A follow-up ("and express?") only makes sense with the question before it.
         previous = [t.content for t in turn.history if t.role == "user"]
-        if previous:
-            return await self.retriever.search(f"{previous[-1]} {turn.content}", self.search_k, self.min_score)
-        return []
+        if not hits and previous:
+            # A follow-up ("and express?") only makes sense with the question before it.
+            hits = await self.retriever.search(f"{previous[-1]} {turn.content}", self.search_k, self.min_score)
+        # Passages far below the best one are noise: neither used nor cited.
+        return [h for h in hits if h.score >= hits[0].score - self.relative_margin] if hits else []
 
     async def answer(self, turn: TurnRequested) -> None:
         began = time.perf_counter()
