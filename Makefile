@@ -30,6 +30,9 @@ test: install
 test-unit: install
 	HF_HUB_OFFLINE=1 $(PY) -m pytest tests/unit
 
+bench: install
+	HF_HUB_OFFLINE=1 $(PY) tools/bench.py
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

@@ -29,7 +29,7 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list[Any] = []
 
-    async def publish(self, message: Any, *, key: bytes | None = None) -> None:
+    async def publish(self, message: Any, *, key: bytes | None = None, no_confirm: bool = False) -> None:
         self.events.append(message)
 
 

@@ -89,7 +89,7 @@ async def broker_ready(broker: KafkaBroker) -> bool:
 class Publisher(Protocol):
     """What handlers need of a FastStream publisher; tests pass fakes."""
 
-    async def publish(self, message: Any, *, key: bytes | None = None) -> Any: ...
+    async def publish(self, message: Any, *, key: bytes | None = None, no_confirm: bool = False) -> Any: ...
 
 
 def key_of(session_id: str) -> bytes:

@@ -96,8 +96,13 @@ class TurnAnswerer:
         async def emit(piece: str) -> None:
             nonlocal index
             parts.append(piece)
+            # Not waiting for each piece's acknowledgement: one producer, one
+            # partition keeps them in order, and the completed reply below is
+            # confirmed (it carries the whole text anyway).
             await self.outbound.publish(
-                ReplyDeltaProduced(**turn.caused(), reply_to=turn.message_id, index=index, content=piece), key=key
+                ReplyDeltaProduced(**turn.caused(), reply_to=turn.message_id, index=index, content=piece),
+                key=key,
+                no_confirm=True,
             )
             index += 1
 
