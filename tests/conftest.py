@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from devstack import free_port, port_open, tansu_binary, wait_for
+from devstack import free_port, port_open, start_tansu, wait_for
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -35,25 +35,8 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
-    port = free_port()
-    address = f"127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    process = subprocess.Popen(
-        [
-            tansu_binary(),
-            "broker",
-            "--listener-url",
-            f"tcp://{address}",
-            "--advertised-listener-url",
-            f"tcp://{address}",
-            "--storage-engine",
-            "memory://tansu/",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_for(lambda: port_open("127.0.0.1", port), 20, "the Tansu broker")
+    address = f"127.0.0.1:{free_port()}"
+    process = start_tansu(address)
     yield address
     process.terminate()
     process.wait(10)

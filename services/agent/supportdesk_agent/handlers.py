@@ -1,8 +1,6 @@
 """Kafka subscriber of the agent: the agent.turns topic."""
 
-from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
-from faststream.kafka.annotations import KafkaMessage
 from pydantic import TypeAdapter
 
 from supportdesk_agent.answering import Generator
@@ -11,7 +9,7 @@ from supportdesk_agent.metrics import AgentMetrics
 from supportdesk_agent.settings import AgentSettings
 from supportdesk_agent.turns import Retriever, TurnAnswerer
 from supportdesk_contracts.events import TurnFailed, TurnRequested
-from supportdesk_platform.kafka import TRANSIENT_ERRORS, DeadLetters, consumer_options, key_of
+from supportdesk_platform.kafka import TRANSIENT_ERRORS, DeadLetters, key_of, subscribe_events
 
 _TURN = TypeAdapter(TurnRequested)
 
@@ -57,15 +55,14 @@ def build_router(
             )
             raise
 
-    @router.subscriber(
-        topics.agent_turns,
+    subscribe_events(
+        router,
+        settings,
+        topic=topics.agent_turns,
         group_id=settings.consumer_group,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
         title="agent:turns",
-        **consumer_options(settings),
+        adapter=_TURN,
+        dead_letters=dead_letters,
+        handler=answer,
     )
-    async def on_turn(message: KafkaMessage) -> None:
-        await dead_letters.consume(_TURN, message, answer)
-
     return router

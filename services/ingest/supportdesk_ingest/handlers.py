@@ -1,14 +1,12 @@
 """Kafka subscriber of the ingest worker: the documents.uploads topic."""
 
-from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
-from faststream.kafka.annotations import KafkaMessage
 from pydantic import TypeAdapter
 
 from supportdesk_contracts.events import DocumentDeleted, DocumentEvent, DocumentUploaded
 from supportdesk_ingest.indexing import Indexer
 from supportdesk_ingest.settings import IngestSettings
-from supportdesk_platform.kafka import DeadLetters, consumer_options
+from supportdesk_platform.kafka import DeadLetters, subscribe_events
 
 _DOCUMENT = TypeAdapter[DocumentEvent](DocumentEvent)
 
@@ -25,15 +23,14 @@ def build_router(settings: IngestSettings, indexer: Indexer) -> KafkaRouter:
             case DocumentDeleted():
                 await indexer.deleted(event)
 
-    @router.subscriber(
-        topics.document_uploads,
+    subscribe_events(
+        router,
+        settings,
+        topic=topics.document_uploads,
         group_id=settings.consumer_group,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
         title="ingest:uploads",
-        **consumer_options(settings),
+        adapter=_DOCUMENT,
+        dead_letters=dead_letters,
+        handler=dispatch,
     )
-    async def on_document(message: KafkaMessage) -> None:
-        await dead_letters.consume(_DOCUMENT, message, dispatch)
-
     return router

@@ -1,12 +1,10 @@
 """Kafka subscriber of the session worker: the chat.inbound log."""
 
-from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
-from faststream.kafka.annotations import KafkaMessage
 from pydantic import TypeAdapter
 
 from supportdesk_contracts.events import InboundEvent, MessageReceived, ReplyCompleted, SessionClosed
-from supportdesk_platform.kafka import DeadLetters, consumer_options
+from supportdesk_platform.kafka import DeadLetters, subscribe_events
 from supportdesk_platform.sessions import SessionStore
 from supportdesk_session.ledger import SessionLedger
 from supportdesk_session.settings import SessionWorkerSettings
@@ -35,15 +33,14 @@ def build_router(settings: SessionWorkerSettings, store: SessionStore) -> KafkaR
             case SessionClosed():
                 await ledger.session_closed(event)
 
-    @router.subscriber(
-        topics.chat_inbound,
+    subscribe_events(
+        router,
+        settings,
+        topic=topics.chat_inbound,
         group_id=settings.consumer_group,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
         title="session:inbound",
-        **consumer_options(settings),
+        adapter=_INBOUND,
+        dead_letters=dead_letters,
+        handler=dispatch,
     )
-    async def on_inbound(message: KafkaMessage) -> None:
-        await dead_letters.consume(_INBOUND, message, dispatch)
-
     return router
