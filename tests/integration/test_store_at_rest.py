@@ -64,3 +64,14 @@ async def test_idle_sessions_expire_entirely(redis: Redis, unique: str) -> None:
     assert await sessions.get(record.session_id) is None
     assert await redis.keys(f"{unique}:s:*") == []
     assert await sessions.record_user_message(record.session_id, "m2", "too late") is None
+
+
+async def test_activity_keeps_the_users_recovery_index_alive(redis: Redis, unique: str) -> None:
+    sessions = store(redis, unique, Fernet.generate_key().decode(), ttl=2)
+    record, _ = await sessions.create("carol")
+    for n in range(3):  # active for longer than the TTL
+        await asyncio.sleep(1)
+        await sessions.record_user_message(record.session_id, f"m{n}", "still here")
+    recovered = await sessions.recover("carol")
+    assert recovered is not None
+    assert recovered[0].session_id == record.session_id

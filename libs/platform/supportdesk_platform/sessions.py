@@ -144,6 +144,7 @@ class SessionStore:
         fields: dict[str, str | int] = {"created_at": now, "last_activity": now, "message_count": 0, "seq": 0}
         if user_id is not None:
             fields["user"] = self.cipher.encrypt(user_id)
+            fields["user_key"] = self._user_key(user_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(meta, mapping=fields)  # type: ignore[arg-type]
             pipe.sadd(tokens, _hash_token(token))
@@ -225,9 +226,15 @@ class SessionStore:
         ]
         for name, value in (meta_fields or {}).items():
             args += [name, value]
-        status, seq = await self._record_once(keys=list(self._keys(session_id)), args=args)
+        keys = self._keys(session_id)
+        status, seq = await self._record_once(keys=list(keys), args=args)
         if status == -1:
             return None
+        # The user's recovery index lives in another hash slot, so it is
+        # renewed outside the script; at worst it expires a little early.
+        user_key = await self.redis.hget(keys[0], "user_key")  # type: ignore[misc]
+        if user_key is not None:
+            await self.redis.expire(_text(user_key), self.ttl)
         return Recorded(new=status == 1, seq=int(seq))
 
     async def record_user_message(self, session_id: str, message_id: str, content: str) -> Recorded | None:
