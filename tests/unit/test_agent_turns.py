@@ -1,6 +1,7 @@
 """Answering turns with the real embedding model; retrieval is a fixed list
 of passages so each case controls what the knowledge base 'knows'."""
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -26,11 +27,34 @@ REFUNDS = Hit("d-refund", "Refund policy", "Full refunds are available within 30
 
 
 class Recorder:
+    """Records what is published. Like the real publisher, an unconfirmed send
+    returns a confirmation that completes later."""
+
     def __init__(self) -> None:
         self.events: list[Any] = []
+        self.unconfirmed: list[asyncio.Future[None]] = []
 
-    async def publish(self, message: Any, *, key: bytes | None = None, no_confirm: bool = False) -> None:
+    async def publish(self, message: Any, *, key: bytes | None = None, no_confirm: bool = False) -> Any:
         self.events.append(message)
+        if not no_confirm:
+            return None
+        confirmation: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_later(0.01, confirmation.set_result, None)
+        self.unconfirmed.append(confirmation)
+        return confirmation
+
+
+class CompletionWatcher(Recorder):
+    """Checks, when the reply completes, that every delta was confirmed."""
+
+    def __init__(self, outbound: Recorder) -> None:
+        super().__init__()
+        self.outbound = outbound
+        self.deltas_confirmed_first: bool | None = None
+
+    async def publish(self, message: Any, *, key: bytes | None = None, no_confirm: bool = False) -> Any:
+        self.deltas_confirmed_first = all(f.done() for f in self.outbound.unconfirmed)
+        return await super().publish(message, key=key, no_confirm=no_confirm)
 
 
 class Passages:
@@ -85,6 +109,14 @@ async def test_answer_quotes_the_relevant_sentence_streams_it_and_cites_it(extra
     assert len(deltas) > 3
     assert "".join(d.content for d in deltas).strip() == completed.reply.content
     assert [d.index for d in deltas] == list(range(len(deltas)))
+
+
+async def test_every_delta_is_confirmed_before_the_reply_completes(extractive: ExtractiveGenerator) -> None:
+    outbound = Recorder()
+    inbound = CompletionWatcher(outbound)
+    await answerer(Passages(SHIPPING), extractive, outbound, inbound).answer(turn("shipping days?"))
+    assert len(outbound.unconfirmed) > 3
+    assert inbound.deltas_confirmed_first is True
 
 
 async def test_without_relevant_knowledge_it_says_so_and_escalates(extractive: ExtractiveGenerator) -> None:

@@ -1,10 +1,11 @@
 """Answering one turn: escalation check, retrieval (with the conversation as
 context), streamed generation, and the completed reply."""
 
+import asyncio
 import time
 import uuid
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Awaitable, Sequence
+from typing import Any, Protocol
 
 from supportdesk_agent.answering import Generator, pieces
 from supportdesk_agent.escalation import EscalationPolicy
@@ -92,18 +93,20 @@ class TurnAnswerer:
         verdict = self.policy.assess(turn.content)
         index = 0
         parts: list[str] = []
+        confirmations: list[Awaitable[Any]] = []
 
         async def emit(piece: str) -> None:
             nonlocal index
             parts.append(piece)
-            # Not waiting for each piece's acknowledgement: one producer, one
-            # partition keeps them in order, and the completed reply below is
-            # confirmed (it carries the whole text anyway).
-            await self.outbound.publish(
+            # Pieces are sent without waiting for each acknowledgement (one
+            # producer and one partition keep them in order) ...
+            confirmation = await self.outbound.publish(
                 ReplyDeltaProduced(**turn.caused(), reply_to=turn.message_id, index=index, content=piece),
                 key=key,
                 no_confirm=True,
             )
+            if confirmation is not None:
+                confirmations.append(confirmation)
             index += 1
 
         hits: list[Hit] = []
@@ -127,6 +130,10 @@ class TurnAnswerer:
             confidence=round(hits[0].score, 4) if hits else (1.0 if verdict.human_requested else 0.0),
             escalated=reason is not None,
         )
+        # ... but all of them are on the broker before the reply completes:
+        # the completion travels another topic, and a client must never see
+        # a delta after the reply it belongs to.
+        await asyncio.gather(*confirmations)
         await self.inbound.publish(
             ReplyCompleted(**turn.caused(), reply_to=turn.message_id, reply=reply, escalation_reason=reason), key=key
         )
