@@ -1,0 +1,38 @@
+import subprocess
+import sys
+
+import httpx
+from redis.asyncio import Redis
+
+from devstack import free_port
+from supportdesk_platform.ops import Health, ops_app
+
+
+async def test_readiness_is_503_with_the_state_of_each_dependency(redis_url: str) -> None:
+    up = Redis.from_url(redis_url)
+    down = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+
+    async def up_ready() -> bool:
+        return bool(await up.ping())  # type: ignore[misc]
+
+    async def down_ready() -> bool:
+        return bool(await down.ping())  # type: ignore[misc]
+
+    health = Health("test", checks={"redis": up_ready, "cache": down_ready})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ops_app(health)), base_url="http://t") as client:
+        ready = await client.get("/health/ready")
+        assert ready.status_code == 503
+        checks = ready.json()["checks"]
+        assert checks["redis"]["status"] == "up"
+        assert checks["cache"]["status"] == "down"
+        assert "ConnectionError" in checks["cache"]["error"]
+        assert (await client.get("/health")).status_code == 200  # alive, just not ready
+        assert (await client.get("/health/diagnostics")).json()["checks"]["cache"]["status"] == "down"
+    await up.aclose()
+    await down.aclose()
+
+
+def test_the_gateway_does_not_load_torch() -> None:
+    code = "import sys, supportdesk_gateway.app, supportdesk_gateway.__main__; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
