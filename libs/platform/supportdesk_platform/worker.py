@@ -3,9 +3,11 @@ graceful stop on SIGTERM/SIGINT (in-flight handlers finish, offsets commit)."""
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from typing import Any
 
 import uvicorn
 from faststream.kafka import KafkaBroker
@@ -68,3 +70,12 @@ async def serve(worker: Worker, host: str, port: int) -> None:
         if not serving.done():
             await serving
         log.info("worker stopped", extra={"worker": worker.name})
+
+
+def run_until_stopped(main: Coroutine[Any, Any, None]) -> None:
+    """asyncio.run, quiet on Ctrl-C: uvicorn re-raises SIGINT once its
+    graceful shutdown is done, which is not an error worth a traceback."""
+    try:
+        asyncio.run(main)
+    except KeyboardInterrupt:
+        sys.exit(130)

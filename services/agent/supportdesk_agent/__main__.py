@@ -1,11 +1,10 @@
 import argparse
-import asyncio
 
 from supportdesk_agent.app import build_worker
 from supportdesk_agent.settings import AgentSettings
 from supportdesk_knowledge.base import KnowledgeBase
 from supportdesk_platform.logs import configure_logging
-from supportdesk_platform.worker import Worker, serve
+from supportdesk_platform.worker import Worker, run_until_stopped, serve
 
 
 async def _build(settings: AgentSettings, with_ingest: bool) -> Worker:
@@ -33,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = AgentSettings()
     configure_logging("agent+ingest" if args.with_ingest else "agent", settings.log_level, settings.log_format)
-    asyncio.run(_run(args.with_ingest))
+    run_until_stopped(_run(args.with_ingest))
 
 
 if __name__ == "__main__":

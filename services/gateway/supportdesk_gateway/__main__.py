@@ -1,5 +1,6 @@
 import asyncio
 import socket
+import sys
 from collections.abc import Callable
 
 import uvicorn
@@ -36,7 +37,11 @@ def main() -> None:
         log_level="warning",
         ws_max_size=256 * 1024,
     )
-    GatewayServer(config, context.hub.close_all).run()
+    try:
+        GatewayServer(config, context.hub.close_all).run()
+    except KeyboardInterrupt:
+        # uvicorn re-raises SIGINT after its graceful shutdown.
+        sys.exit(130)
 
 
 if __name__ == "__main__":

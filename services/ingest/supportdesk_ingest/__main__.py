@@ -1,9 +1,7 @@
-import asyncio
-
 from supportdesk_ingest.app import build_worker
 from supportdesk_ingest.settings import IngestSettings
 from supportdesk_platform.logs import configure_logging
-from supportdesk_platform.worker import serve
+from supportdesk_platform.worker import run_until_stopped, serve
 
 
 async def _run(settings: IngestSettings) -> None:
@@ -13,7 +11,7 @@ async def _run(settings: IngestSettings) -> None:
 def main() -> None:
     settings = IngestSettings()
     configure_logging("ingest", settings.log_level, settings.log_format)
-    asyncio.run(_run(settings))
+    run_until_stopped(_run(settings))
 
 
 if __name__ == "__main__":
