@@ -136,6 +136,7 @@ async def test_poison_events_go_to_the_dead_letter_topic(harness: Harness, paylo
     [dead] = harness.seen["dead"]
     assert dead["consumer"] == "session"
     assert dead["payload"] == payload.decode()
+    assert dead["payload_bytes"] == len(payload)
     assert dead["reason"].startswith("invalid event")
 
 

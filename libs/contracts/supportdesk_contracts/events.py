@@ -183,5 +183,9 @@ class EventDeadLettered(Event):
     topic: str
     consumer: str
     reason: str
-    payload: str = Field(description="The original message body, decoded as UTF-8 with replacement.")
+    payload: str = Field(
+        description="The original message body, decoded as UTF-8 with replacement; "
+        "cut at 100,000 characters to stay under the broker's message size."
+    )
+    payload_bytes: int = Field(default=0, ge=0, description="Size of the original body, to tell whether it was cut.")
     key: str | None = None

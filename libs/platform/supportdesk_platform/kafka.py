@@ -31,6 +31,7 @@ E = TypeVar("E")
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (RedisError, KafkaError, OSError, TimeoutError)
 RETRY_BACKOFF_SECONDS = 1.0
+DEAD_LETTER_PAYLOAD_CHARS = 100_000
 
 
 class TopicProvisioningError(RuntimeError):
@@ -112,7 +113,8 @@ class DeadLetters:
             topic=getattr(message.raw_message, "topic", "?"),
             consumer=self.consumer,
             reason=reason[:2000],
-            payload=message.body.decode("utf-8", errors="replace")[:100_000],
+            payload=message.body.decode("utf-8", errors="replace")[:DEAD_LETTER_PAYLOAD_CHARS],
+            payload_bytes=len(message.body),
             key=key.decode("utf-8", errors="replace") if isinstance(key, bytes) else None,
         )
         log.warning(
