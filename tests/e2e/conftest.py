@@ -13,15 +13,24 @@ from devstack import Stack, free_port
 ADMIN_KEY = "e2e-admin"
 
 
-@pytest.fixture(scope="session")
-def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    data = tmp_path_factory.mktemp("stack")
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def new_stack(redis_url: str, data: Path, replicas: int, **env: str) -> Stack:
+    """A stack on free ports with its own topics and keys (sharing the test
+    session's Redis), so several can run side by side."""
     gateway = free_port()
-    while not all(_free(gateway + i) for i in range(2)):
+    while not all(_free(gateway + i) for i in range(replicas)):
         gateway = free_port()
-    stack = Stack(
+    return Stack(
         gateway_port=gateway,
-        gateway_replicas=2,
+        gateway_replicas=replicas,
         redis_url=redis_url,
         data_dir=data,
         ops_ports={"session": free_port(), "agent": free_port(), "ingest": free_port()},
@@ -31,18 +40,27 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             "ADMIN_API_KEY": ADMIN_KEY,
             "LOAD_SAMPLE_KNOWLEDGE": "true",
             "LOG_FORMAT": "json",
+            **env,
         },
-        log_dir=Path(data) / "logs",
+        log_dir=data / "logs",
     )
+
+
+@pytest.fixture(scope="session")
+def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The default system: extractive answers, two gateways."""
+    stack = new_stack(redis_url, tmp_path_factory.mktemp("stack"), replicas=2)
     stack.start()
     yield stack
     stack.stop()
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+@pytest.fixture(scope="session")
+def llm_stack(redis_url: str, llm_base_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The system answering through a real OpenAI-compatible LLM server."""
+    stack = new_stack(
+        redis_url, tmp_path_factory.mktemp("llm-stack"), replicas=1, OPENAI_BASE_URL=llm_base_url, LLM_MODEL="smollm2"
+    )
+    stack.start()
+    yield stack
+    stack.stop()
