@@ -1,10 +1,14 @@
 """Assembles the gateway: clients created once in the lifespan, routes included."""
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from aiokafka.errors import KafkaError
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from supportdesk_gateway.api import documents, messages, meta, sessions, ws
 from supportdesk_gateway.context import GatewayContext
@@ -17,6 +21,9 @@ from supportdesk_platform.documents import DocumentRegistry
 from supportdesk_platform.kafka import broker_ready, build_broker, ensure_topics
 from supportdesk_platform.ops import Health, ops_router
 from supportdesk_platform.sessions import SessionCipher, SessionStore
+
+log = logging.getLogger(__name__)
+RETRY_AFTER_SECONDS = 2
 
 
 def build_context(settings: GatewaySettings, redis: Redis | None = None) -> GatewayContext:
@@ -68,4 +75,17 @@ def create_app(settings: GatewaySettings | None = None, context: GatewayContext 
     for module in (meta, sessions, messages, documents, ws):
         app.include_router(module.router)
     app.include_router(ops_router(context.health))
+
+    @app.exception_handler(RedisError)
+    @app.exception_handler(KafkaError)
+    async def dependency_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # A store or broker outage is the server's problem, said plainly; the
+        # client may retry (a message id makes the retry safe).
+        log.warning("dependency unavailable", extra={"path": request.url.path, "error": type(exc).__name__})
+        return JSONResponse(
+            {"detail": "a backing service is unavailable; retry shortly"},
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
     return app

@@ -8,8 +8,10 @@ import logging
 import uuid
 from typing import Any
 
+from aiokafka.errors import KafkaError
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import TypeAdapter, ValidationError
+from redis.exceptions import RedisError
 
 from supportdesk_gateway.context import GatewayContext
 from supportdesk_gateway.frames import ClientFrame, MessageFrame, PingFrame, ResumeFrame, error_frame
@@ -22,7 +24,8 @@ router = APIRouter(tags=["websocket"])
 CLOSE_BAD_SESSION_ID = 4001
 CLOSE_WRONG_TOKEN = 4003
 CLOSE_UNKNOWN_SESSION = 4004
-CLOSE_TOO_SLOW = 1013
+CLOSE_TOO_SLOW = 1008
+CLOSE_TRY_AGAIN_LATER = 1013
 MAX_FRAME_BYTES = 64 * 1024
 
 _CLIENT_FRAME = TypeAdapter[ClientFrame](ClientFrame)
@@ -94,10 +97,16 @@ async def chat_socket(websocket: WebSocket, session_id: str | None = None, token
         await websocket.close(CLOSE_BAD_SESSION_ID, "missing or malformed session_id")
         return
     assert session_id is not None
-    if await context.store.get(session_id) is None:
+    try:
+        known = await context.store.get(session_id) is not None
+        authorized = known and bool(token) and await context.store.verify_token(session_id, token or "")
+    except RedisError:
+        await websocket.close(CLOSE_TRY_AGAIN_LATER, "session store unavailable")
+        return
+    if not known:
         await websocket.close(CLOSE_UNKNOWN_SESSION, "unknown or expired session")
         return
-    if not token or not await context.store.verify_token(session_id, token):
+    if not authorized:
         await websocket.close(CLOSE_WRONG_TOKEN, "token does not belong to this session")
         return
 
@@ -112,7 +121,13 @@ async def chat_socket(websocket: WebSocket, session_id: str | None = None, token
             if raw is None:
                 connection.offer(error_frame("binary_not_supported", "send JSON text frames"))
                 continue
-            await _handle(context, connection, raw)
+            try:
+                await _handle(context, connection, raw)
+            except (RedisError, KafkaError):
+                # The socket stays open: the client may retry the same
+                # message id once the outage is over.
+                log.warning("dependency unavailable", extra={"session_id": session_id})
+                connection.offer(error_frame("unavailable", "a backing service is unavailable; retry shortly"))
             if connection.overflowed:
                 await websocket.close(CLOSE_TOO_SLOW, "client does not read its frames")
                 return
