@@ -1,11 +1,9 @@
 """A chat turn answered by a real LLM (llama.cpp's OpenAI-compatible server
 with SmolLM2-135M): streamed over SSE, with the passages' sources."""
 
-import json
-from typing import Any
-
 import httpx
 import pytest
+from sse import read_events
 
 from devstack import Stack
 
@@ -16,19 +14,13 @@ async def test_an_llm_answer_streams_with_sources(llm_stack: Stack) -> None:
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{llm_stack.gateway_port}", timeout=120) as http:
         session = (await http.post("/api/v1/sessions", json={})).json()
         headers = {"Authorization": f"Bearer {session['token']}"}
-        events: list[tuple[str, dict[str, Any]]] = []
         async with http.stream(
             "POST",
             f"/api/v1/sessions/{session['session_id']}/messages/stream",
             json={"content": "How long does standard shipping take?"},
             headers=headers,
         ) as stream:
-            event = None
-            async for line in stream.aiter_lines():
-                if line.startswith("event: "):
-                    event = line[7:]
-                elif line.startswith("data: ") and event:
-                    events.append((event, json.loads(line[6:])))
+            events = await read_events(stream)
     kinds = [e for e, _ in events]
     assert kinds[0] == "ack"
     assert kinds[-1] == "done", events[-1]

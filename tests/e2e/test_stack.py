@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from sse import read_events
 from websockets.asyncio.client import ClientConnection
 
 from devstack import Stack
@@ -83,7 +84,6 @@ async def test_rest_and_sse_turns_and_history_in_order(http: httpx.AsyncClient) 
     assert "3-5 business days" in body["reply"]["content"]
     assert body["reply"]["sources"]
 
-    events: list[tuple[str, dict[str, Any]]] = []
     async with http.stream(
         "POST",
         f"/api/v1/sessions/{sid}/messages/stream",
@@ -91,12 +91,7 @@ async def test_rest_and_sse_turns_and_history_in_order(http: httpx.AsyncClient) 
         headers=auth(session),
     ) as stream:
         assert stream.headers["content-type"].startswith("text/event-stream")
-        event = None
-        async for line in stream.aiter_lines():
-            if line.startswith("event: "):
-                event = line[7:]
-            elif line.startswith("data: ") and event:
-                events.append((event, json.loads(line[6:])))
+        events = await read_events(stream)
     kinds = [e for e, _ in events]
     assert kinds[0] == "ack"
     assert kinds[-1] == "done"
