@@ -45,7 +45,8 @@ def build_document(topics: Topics | None = None) -> dict[str, Any]:
 def main() -> None:
     import json
 
-    sys.stdout.write(json.dumps(build_document(), indent=2) + "\n")
+    # Sorted: FastStream orders channels differently from run to run.
+    sys.stdout.write(json.dumps(build_document(), indent=2, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":

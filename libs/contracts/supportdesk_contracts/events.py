@@ -146,6 +146,9 @@ OutboundEvent = Annotated[
 
 # --- documents.uploads -----------------------------------------------------
 
+DOCUMENT_EXTENSIONS = (".pdf", ".docx", ".txt", ".md", ".html", ".htm", ".csv", ".xlsx")
+"""File types the gateway accepts and the ingest worker can read."""
+
 
 class DocumentUploaded(Event):
     """An operator uploaded a document; its bytes wait under ``blob_key``.

@@ -20,8 +20,10 @@ class Embedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         self.model = SentenceTransformer(model_path or packaged_model_path(), device="cpu")
         self.batch_size = batch_size
-        dim = self.model.get_embedding_dimension() if hasattr(self.model, "get_embedding_dimension") else None
-        self.dimension = int(dim or self.model.get_sentence_embedding_dimension() or 384)
+        dimension = self.model.get_embedding_dimension()
+        if dimension is None:
+            raise ValueError(f"{model_path or 'the packaged model'} does not report its embedding dimension")
+        self.dimension = int(dimension)
         # One model, one thread: torch already uses the cores for a batch.
         self._lock = asyncio.Lock()
 

@@ -8,6 +8,8 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
+from supportdesk_platform.redis_values import as_text
+
 Status = Literal["queued", "processing", "indexed", "failed"]
 BLOB_TTL_SECONDS = 24 * 3600
 
@@ -27,10 +29,6 @@ class DocumentRecord:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _now() -> str:
@@ -90,11 +88,11 @@ class DocumentRegistry:
         if status in ("indexed", "failed"):
             await self.redis.delete(self.blob_key(document_id))
 
-    async def get(self, document_id: str) -> DocumentRecord | None:
-        raw = await self.redis.hgetall(self._key(document_id))  # type: ignore[misc]
+    @staticmethod
+    def _record(raw: dict[bytes | str, bytes | str]) -> DocumentRecord | None:
         if not raw:
             return None
-        f = {_text(k): _text(v) for k, v in raw.items()}
+        f = {as_text(k): as_text(v) for k, v in raw.items()}
         return DocumentRecord(
             document_id=f["document_id"],
             filename=f["filename"],
@@ -108,10 +106,17 @@ class DocumentRegistry:
             error=f.get("error"),
         )
 
+    async def get(self, document_id: str) -> DocumentRecord | None:
+        return self._record(await self.redis.hgetall(self._key(document_id)))  # type: ignore[misc]
+
     async def list(self, limit: int = 100, offset: int = 0) -> list[DocumentRecord]:
         ids = await self.redis.zrevrange(self._index, offset, offset + limit - 1)
-        records = [await self.get(_text(i)) for i in ids if isinstance(i, bytes | str)]
-        return [r for r in records if r is not None]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for document_id in ids:
+                if isinstance(document_id, bytes | str):  # members, not (member, score) pairs
+                    pipe.hgetall(self._key(as_text(document_id)))
+            raws = await pipe.execute()
+        return [r for r in map(self._record, raws) if r is not None]
 
     async def remove(self, document_id: str) -> bool:
         removed = await self.redis.delete(self._key(document_id), self.blob_key(document_id))

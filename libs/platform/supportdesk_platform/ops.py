@@ -10,10 +10,18 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from redis.asyncio import Redis
 
 Check = Callable[[], Awaitable[bool]]
 
 CHECK_TIMEOUT_SECONDS = 2.0
+
+
+def redis_check(redis: Redis) -> Check:
+    async def ping() -> bool:
+        return bool(await redis.ping())  # type: ignore[misc]
+
+    return ping
 
 
 @dataclass

@@ -20,15 +20,18 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from redis.asyncio import Redis
 
 from supportdesk_contracts.events import Reply
+from supportdesk_platform.redis_values import as_text
 
 # Atomically: if the session exists and `id_field` was never recorded, take the
 # next frame seq, store the frame (and the history message, if any), apply the
-# extra meta fields and renew the TTL. Returns {status, seq}: status 1 new,
-# 0 already recorded (seq is the original one), -1 no such session.
+# extra meta fields and renew the TTL. Returns {status, seq, user_key}: status
+# 1 new, 0 already recorded (seq is the original one), -1 no such session;
+# user_key names the user's recovery index ('' without a user), which lives in
+# another hash slot and so is renewed by the caller.
 _RECORD_ONCE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0} end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, ''} end
 local seen = redis.call('HGET', KEYS[3], ARGV[1])
-if seen then return {0, tonumber(seen)} end
+if seen then return {0, tonumber(seen), redis.call('HGET', KEYS[1], 'user_key') or ''} end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('HSET', KEYS[3], ARGV[1], seq)
 if ARGV[2] ~= '' then
@@ -39,7 +42,7 @@ redis.call('HSET', KEYS[4], seq, ARGV[3])
 redis.call('HSET', KEYS[1], 'last_activity', ARGV[4])
 for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[5]) end
-return {1, seq}
+return {1, seq, redis.call('HGET', KEYS[1], 'user_key') or ''}
 """
 
 Role = Literal["user", "assistant", "agent", "system"]
@@ -109,10 +112,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -165,7 +164,7 @@ class SessionStore:
         session_id = await self.redis.get(self._user_key(user_id))
         if session_id is None:
             return None
-        sid = _text(session_id)
+        sid = as_text(session_id)
         record = await self.get(sid)
         if record is None or record.user_id != user_id:
             return None
@@ -177,11 +176,13 @@ class SessionStore:
 
     async def get(self, session_id: str) -> SessionRecord | None:
         meta = self._keys(session_id)[0]
-        raw = await self.redis.hgetall(meta)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(meta)
+            pipe.ttl(meta)
+            raw, ttl = await pipe.execute()
         if not raw:
             return None
-        fields = {_text(k): _text(v) for k, v in raw.items()}
-        ttl = await self.redis.ttl(meta)
+        fields = {as_text(k): as_text(v) for k, v in raw.items()}
         return SessionRecord(
             session_id=session_id,
             user_id=self.cipher.decrypt(fields["user"]) if "user" in fields else None,
@@ -203,7 +204,7 @@ class SessionStore:
         if record is not None and record.user_id is not None:
             user_key = self._user_key(record.user_id)
             current = await self.redis.get(user_key)
-            if current is not None and _text(current) == session_id:
+            if current is not None and as_text(current) == session_id:
                 await self.redis.delete(user_key)
         return bool(removed)
 
@@ -226,15 +227,11 @@ class SessionStore:
         ]
         for name, value in (meta_fields or {}).items():
             args += [name, value]
-        keys = self._keys(session_id)
-        status, seq = await self._record_once(keys=list(keys), args=args)
+        status, seq, user_key = await self._record_once(keys=list(self._keys(session_id)), args=args)
         if status == -1:
             return None
-        # The user's recovery index lives in another hash slot, so it is
-        # renewed outside the script; at worst it expires a little early.
-        user_key = await self.redis.hget(keys[0], "user_key")  # type: ignore[misc]
-        if user_key is not None:
-            await self.redis.expire(_text(user_key), self.ttl)
+        if user_key:
+            await self.redis.expire(as_text(user_key), self.ttl)
         return Recorded(new=status == 1, seq=int(seq))
 
     async def record_user_message(self, session_id: str, message_id: str, content: str) -> Recorded | None:

@@ -19,7 +19,7 @@ from supportdesk_gateway.relay import Relay
 from supportdesk_gateway.settings import GatewaySettings
 from supportdesk_platform.documents import DocumentRegistry
 from supportdesk_platform.kafka import broker_ready, build_broker, ensure_topics
-from supportdesk_platform.ops import Health, ops_router
+from supportdesk_platform.ops import Health, ops_router, redis_check
 from supportdesk_platform.sessions import SessionCipher, SessionStore
 
 log = logging.getLogger(__name__)
@@ -33,11 +33,9 @@ def build_context(settings: GatewaySettings, redis: Redis | None = None) -> Gate
     health = Health("gateway")
     broker = build_broker(settings, f"supportdesk-gateway-{settings.replica_id}", health.registry)
     broker.include_router(relay.router)
-
-    async def redis_ready() -> bool:
-        return bool(await redis.ping())  # type: ignore[misc]
-
-    health.checks.update({"kafka": lambda: broker_ready(broker), "redis": redis_ready, "outbound_relay": relay.ready})
+    health.checks.update(
+        {"kafka": lambda: broker_ready(broker), "redis": redis_check(redis), "outbound_relay": relay.ready}
+    )
     health.details["websockets"] = lambda: hub.socket_count
     return GatewayContext(
         settings=settings,

@@ -8,7 +8,7 @@ from supportdesk_ingest.settings import IngestSettings
 from supportdesk_knowledge.base import KnowledgeBase
 from supportdesk_platform.documents import DocumentRegistry
 from supportdesk_platform.kafka import build_broker
-from supportdesk_platform.ops import Health
+from supportdesk_platform.ops import Health, redis_check
 from supportdesk_platform.worker import Worker
 
 
@@ -19,11 +19,7 @@ async def attach_to(worker: Worker, settings: IngestSettings, kb: KnowledgeBase)
     worker.resources.push_async_callback(redis.aclose)
     indexer = Indexer(kb, DocumentRegistry(redis, settings.redis_key_prefix))
     worker.broker.include_router(build_router(settings, indexer))
-
-    async def redis_ready() -> bool:
-        return bool(await redis.ping())  # type: ignore[misc]
-
-    worker.health.checks.setdefault("redis", redis_ready)
+    worker.health.checks.setdefault("redis", redis_check(redis))
     worker.health.checks.setdefault("qdrant", kb.index.ready)
     if settings.wants_samples:
 

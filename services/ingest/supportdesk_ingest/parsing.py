@@ -11,8 +11,6 @@ from bs4 import BeautifulSoup
 from pypdf import PdfReader
 from pypdf.errors import PyPdfError
 
-SUPPORTED_EXTENSIONS = (".pdf", ".docx", ".txt", ".md", ".html", ".htm", ".csv", ".xlsx")
-
 
 class UnreadableDocument(ValueError):
     """The bytes are not a readable document of the type its name says."""

@@ -3,7 +3,7 @@
 from redis.asyncio import Redis
 
 from supportdesk_platform.kafka import build_broker
-from supportdesk_platform.ops import Health
+from supportdesk_platform.ops import Health, redis_check
 from supportdesk_platform.sessions import SessionCipher, SessionStore
 from supportdesk_platform.worker import Worker
 from supportdesk_session.handlers import build_router
@@ -21,11 +21,7 @@ def build_worker(settings: SessionWorkerSettings, redis: Redis | None = None) ->
     health = Health("session")
     broker = build_broker(settings, "supportdesk-session", health.registry)
     broker.include_router(build_router(settings, build_store(settings, redis)))
-
-    async def redis_ready() -> bool:
-        return bool(await redis.ping())  # type: ignore[misc]
-
-    health.checks["redis"] = redis_ready
+    health.checks["redis"] = redis_check(redis)
     worker = Worker("session", settings, broker, health)
     worker.resources.push_async_callback(redis.aclose)
     return worker

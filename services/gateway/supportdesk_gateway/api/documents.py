@@ -5,22 +5,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response, UploadFile, status
 
-from supportdesk_contracts.events import DocumentUploaded
+from supportdesk_contracts.events import DOCUMENT_EXTENSIONS, DocumentUploaded
 from supportdesk_gateway.api.deps import AdminKey, Context
 from supportdesk_gateway.api.schemas import DocumentAccepted, DocumentInfo
 from supportdesk_platform.documents import document_id_for
 
 router = APIRouter(prefix="/api/v1/documents", tags=["documents"], dependencies=[AdminKey])
 
-ALLOWED_EXTENSIONS = (".pdf", ".docx", ".txt", ".md", ".html", ".htm", ".csv", ".xlsx")
-
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED)
 async def upload_document(file: UploadFile, context: Context) -> DocumentAccepted:
     filename = (file.filename or "").strip()
-    if not filename.lower().endswith(ALLOWED_EXTENSIONS):
+    if not filename.lower().endswith(DOCUMENT_EXTENSIONS):
         raise HTTPException(
-            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, f"supported file types: {', '.join(ALLOWED_EXTENSIONS)}"
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, f"supported file types: {', '.join(DOCUMENT_EXTENSIONS)}"
         )
     limit = context.settings.max_upload_bytes
     # Read one byte past the limit: enough to know it is too large without
