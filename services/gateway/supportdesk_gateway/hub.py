@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 Frame = dict[str, Any]
 SENT_SEQS_REMEMBERED = 1024
+OPEN_TURNS_REMEMBERED = 256
 # Queued to a connection to make its sender close the socket.
 CLOSE_FRAME: Frame = {"type": "__close__"}
 GOING_AWAY = 1001
@@ -28,8 +29,14 @@ class SlowConsumer(RuntimeError):
 
 class Connection:
     """One client socket's outgoing side: a bounded queue drained by the
-    socket's sender task, and the seqs already sent (so a frame delivered live
-    and again by a resume, or re-announced after a redelivery, is sent once)."""
+    socket's sender task, the seqs already sent (so a frame delivered live
+    and again by a resume, or re-announced after a redelivery, is sent once),
+    and the turns it streams.
+
+    Deltas are forwarded only for turns this socket saw acked, until their
+    reply or error. Replicas read the outbound topic at their own pace, so a
+    client that moves to another replica right after a reply could otherwise
+    get the tail of a finished turn's stream after the fact."""
 
     def __init__(self, session_id: str, queue_size: int) -> None:
         self.session_id = session_id
@@ -40,12 +47,29 @@ class Connection:
         self._order: list[int] = []
         self.overflowed = False
         self.close_code = GOING_AWAY
+        # Insertion-ordered, bounded: a turn that never finishes is forgotten.
+        self._streaming: dict[str, None] = {}
 
     def close(self, code: int) -> None:
         self.close_code = code
         self.queue.put_nowait(CLOSE_FRAME)
 
+    def _streams(self, frame: Frame) -> bool:
+        """Tracks open turns; False for a delta of a turn not open here."""
+        kind = frame.get("type")
+        if kind == "ack":
+            self._streaming[str(frame["message_id"])] = None
+            if len(self._streaming) > OPEN_TURNS_REMEMBERED:
+                del self._streaming[next(iter(self._streaming))]
+        elif kind == "delta":
+            return str(frame.get("reply_to")) in self._streaming
+        elif kind in ("reply", "error"):
+            self._streaming.pop(str(frame.get("reply_to")), None)
+        return True
+
     def offer(self, frame: Frame) -> None:
+        if not self._streams(frame):
+            return
         seq = frame.get("seq")
         if isinstance(seq, int) and frame.get("type") != "ack":
             if seq in self._sent:
