@@ -170,10 +170,7 @@ class Stack:
         else:
             # Qdrant local mode: one process per data folder.
             self._spawn(
-                "agent+ingest",
-                [py, "-m", "supportdesk_agent", "--with-ingest"],
-                env,
-                ops.format(self.ops_ports["agent"]),
+                "agent+ingest", [py, str(ROOT / "tools" / "colocated.py")], env, ops.format(self.ops_ports["agent"])
             )
         for i in range(self.gateway_replicas):
             port = self.gateway_port + i

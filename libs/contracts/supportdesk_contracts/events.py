@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from supportdesk_contracts.envelope import Event, SessionEvent
 
 Channel = Literal["ws", "rest", "sse"]
+Role = Literal["user", "assistant", "agent", "system"]
 
 
 class Source(BaseModel):
@@ -28,7 +29,7 @@ class HistoryTurn(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    role: Literal["user", "assistant", "agent", "system"]
+    role: Role
     content: str
 
 
@@ -126,6 +127,7 @@ class ReplyRecorded(SessionEvent):
     event_type: Literal["reply.recorded"] = "reply.recorded"
     reply_to: str
     reply: Reply
+    role: Role = Field(default="assistant", description="Who answered: the bot (assistant) or a human (agent).")
     seq: int
 
 

@@ -7,7 +7,7 @@ broker and on Apache Kafka.
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -20,7 +20,9 @@ from prometheus_client import CollectorRegistry
 from pydantic import TypeAdapter, ValidationError
 from redis.exceptions import RedisError
 
+from supportdesk_contracts.envelope import Event, SessionEvent
 from supportdesk_contracts.events import EventDeadLettered
+from supportdesk_platform.logs import log_context
 from supportdesk_platform.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,9 @@ def build_broker(settings: ServiceSettings, client_id: str, registry: CollectorR
         logger=logging.getLogger("supportdesk.kafka"),
         # Per-message "Received/Processed" lines are debug detail, not news.
         log_level=logging.DEBUG,
+        # On stop, subscribers wait this long for in-flight handlers before
+        # their consumers commit and leave the group.
+        graceful_timeout=settings.shutdown_drain_seconds,
         middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=client_id, metrics_prefix="supportdesk")],
     )
 
@@ -63,22 +68,40 @@ def consumer_options(settings: ServiceSettings) -> dict[str, Any]:
     }
 
 
-async def ensure_topics(settings: ServiceSettings) -> None:
-    """Create every topic of the deployment; existing ones are left alone."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        response = await admin.create_topics(
-            [
-                NewTopic(name, settings.kafka_partitions, settings.kafka_replication_factor)
-                for name in settings.topics.all()
-            ]
-        )
-    finally:
-        await admin.close()
-    for topic, code, message in response.topic_errors:
-        if code not in (0, TOPIC_ALREADY_EXISTS):
-            raise TopicProvisioningError(f"cannot create topic {topic}: {code} {message}")
+class TopicProvisioner(Protocol):
+    """Creates the deployment's topics at start-up; tests on FastStream's
+    in-memory broker pass `NoProvisioning`."""
+
+    async def ensure(self, topics: Sequence[str]) -> None: ...
+
+
+class KafkaTopicProvisioner:
+    """Creates topics through the Kafka admin API; existing ones are left alone."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.bootstrap = settings.kafka_bootstrap_servers
+        self.partitions = settings.kafka_partitions
+        self.replication_factor = settings.kafka_replication_factor
+
+    async def ensure(self, topics: Sequence[str]) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            response = await admin.create_topics(
+                [NewTopic(name, self.partitions, self.replication_factor) for name in topics]
+            )
+        finally:
+            await admin.close()
+        for topic, code, message in response.topic_errors:
+            if code not in (0, TOPIC_ALREADY_EXISTS):
+                raise TopicProvisioningError(f"cannot create topic {topic}: {code} {message}")
+
+
+class NoProvisioning:
+    """For brokers that need no topics created (FastStream's TestKafkaBroker)."""
+
+    async def ensure(self, topics: Sequence[str]) -> None:
+        return None
 
 
 async def broker_ready(broker: KafkaBroker) -> bool:
@@ -145,6 +168,10 @@ class DeadLetters:
         event = await self.decode_or_dead_letter(adapter, message)
         if event is None:
             return
+        with log_context(**_ids_of(event)):
+            await self._handle(message, event, handler)
+
+    async def _handle(self, message: KafkaMessage, event: E, handler: Callable[[E], Awaitable[None]]) -> None:
         try:
             await handler(event)
         except TRANSIENT_ERRORS:
@@ -156,6 +183,14 @@ class DeadLetters:
         except Exception as exc:
             log.exception("handler failed; dead-lettering")
             await self.send(message, f"{type(exc).__name__}: {exc}")
+
+
+def _ids_of(event: object) -> dict[str, str | None]:
+    """The log context of an event: its session and its turn."""
+    return {
+        "session_id": event.session_id if isinstance(event, SessionEvent) else None,
+        "correlation_id": event.correlation_id if isinstance(event, Event) else None,
+    }
 
 
 def subscribe_events(

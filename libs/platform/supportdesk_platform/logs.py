@@ -1,12 +1,59 @@
-"""Structured logging: JSON lines in production, readable lines locally."""
+"""Structured logging: JSON lines in production, readable lines locally.
+
+Every record emitted while an event or a request is handled carries the
+`session_id` and `correlation_id` it is about: they live in context variables
+(`log_context`), set once where the work starts, and a filter copies them onto
+each record, whichever library emitted it.
+"""
 
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
 # Attributes a LogRecord always has; anything else was passed in `extra=`.
-_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+
+_session_id: ContextVar[str | None] = ContextVar("session_id", default=None)
+_correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+CONTEXT_FIELDS = ("session_id", "correlation_id")
+
+
+def bind(*, session_id: str | None = None, correlation_id: str | None = None) -> None:
+    """Names the session and turn the current task works on, for every log
+    record it emits from now on (a task's context is its own)."""
+    if session_id is not None:
+        _session_id.set(session_id)
+    if correlation_id is not None:
+        _correlation_id.set(correlation_id)
+
+
+@contextmanager
+def log_context(*, session_id: str | None = None, correlation_id: str | None = None) -> Iterator[None]:
+    """`bind` for a block: the previous values come back after it."""
+    tokens = (_session_id.set(session_id), _correlation_id.set(correlation_id))
+    try:
+        yield
+    finally:
+        _session_id.reset(tokens[0])
+        _correlation_id.reset(tokens[1])
+
+
+class ContextFilter(logging.Filter):
+    """Copies the bound ids onto each record, unless the call passed its own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name, var in (("session_id", _session_id), ("correlation_id", _correlation_id)):
+            if getattr(record, name, None) is None:
+                setattr(record, name, var.get())
+        return True
+
+
+def _extras(record: logging.LogRecord) -> dict[str, object]:
+    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD and v is not None}
 
 
 class JsonFormatter(logging.Formatter):
@@ -21,8 +68,11 @@ class JsonFormatter(logging.Formatter):
             "service": self.service,
             "logger": record.name,
             "msg": record.getMessage(),
+            # Always present, so a log query can rely on the field.
+            "session_id": getattr(record, "session_id", None),
+            "correlation_id": getattr(record, "correlation_id", None),
         }
-        entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
+        entry.update(_extras(record))
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
@@ -34,15 +84,20 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        extra = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+        extra = _extras(record)
         return f"{line} {extra}" if extra else line
 
 
 def configure_logging(service: str, level: str = "INFO", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service) if fmt == "json" else TextFormatter(service))
+    handler.addFilter(ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # aiokafka logs every coordinator hiccup at INFO; keep its warnings.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # uvicorn's own loggers go through ours (one format, one stream).
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True

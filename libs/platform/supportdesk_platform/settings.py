@@ -37,6 +37,12 @@ class ServiceSettings(BaseSettings):
     redis_url: RedisDsn = RedisDsn("redis://127.0.0.1:6379/0")
     redis_key_prefix: str = "sd"
 
+    shutdown_drain_seconds: float = Field(
+        default=30,
+        gt=0,
+        description="On SIGTERM, how long in-flight work (a turn, an LLM call, a REST wait) may take to finish.",
+    )
+
     session_timeout_minutes: float = Field(default=30, gt=0)
     # Comma-separated Fernet keys: the first encrypts, all decrypt (rotation).
     session_encryption_keys: SecretStr = SecretStr("")
@@ -60,3 +66,13 @@ class ServiceSettings(BaseSettings):
         if self.environment == "production" and DEVELOPMENT_ENCRYPTION_KEY in self.encryption_keys:
             raise ValueError("SESSION_ENCRYPTION_KEYS must be set to real keys in production")
         return self
+
+
+class WorkerSettings(ServiceSettings):
+    """What every Kafka worker shares: its consumer group and the small HTTP
+    port serving its health and metrics. Each worker names its own variables
+    (SESSION_OPS_PORT, AGENT_CONSUMER_GROUP, ...) by overriding the fields."""
+
+    ops_host: str = "127.0.0.1"
+    ops_port: int
+    consumer_group: str

@@ -1,48 +1,81 @@
-"""Wiring of the agent worker: the one place its clients are created."""
+"""Wiring of the agent worker: the one place its clients meet its handlers."""
 
+from faststream.kafka import KafkaBroker
 from openai import AsyncOpenAI
+from prometheus_client import CollectorRegistry
 
-from supportdesk_agent.answering import ExtractiveGenerator, Generator, LlmGenerator
+from supportdesk_agent.generators import ExtractiveGenerator, Generator, LlmGenerator
 from supportdesk_agent.handlers import build_router
 from supportdesk_agent.metrics import AgentMetrics
 from supportdesk_agent.settings import AgentSettings
 from supportdesk_knowledge.base import KnowledgeBase
-from supportdesk_platform.kafka import build_broker
+from supportdesk_platform.kafka import TopicProvisioner
+from supportdesk_platform.lifecycle import Component, Service
 from supportdesk_platform.ops import Health
-from supportdesk_platform.worker import Worker
 
 
-def build_generator(settings: AgentSettings, kb: KnowledgeBase) -> Generator:
-    extractive = ExtractiveGenerator(kb.embedder)
-    if not settings.llm_configured:
-        return extractive
-    client = AsyncOpenAI(
+def build_llm_client(settings: AgentSettings) -> AsyncOpenAI:
+    return AsyncOpenAI(
         base_url=settings.openai_base_url,
         # Local OpenAI-compatible servers need no key, but the client insists on one.
         api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else "not-needed",
         max_retries=1,
         timeout=settings.llm_timeout_seconds,
     )
+
+
+def build_generator(settings: AgentSettings, kb: KnowledgeBase, llm: AsyncOpenAI | None) -> Generator:
+    extractive = ExtractiveGenerator(kb.embedder)
+    if llm is None:
+        return extractive
     return LlmGenerator(
-        client,
+        llm,
         settings.llm_model,
         extractive,
-        settings.llm_timeout_seconds,
-        settings.llm_max_tokens,
-        settings.llm_temperature,
+        timeout_seconds=settings.llm_timeout_seconds,
+        max_tokens=settings.llm_max_tokens,
+        temperature=settings.llm_temperature,
     )
 
 
-async def build_worker(settings: AgentSettings, kb: KnowledgeBase | None = None) -> Worker:
-    kb = kb or await KnowledgeBase.open(settings.knowledge)
+def agent_component(
+    settings: AgentSettings, knowledge: KnowledgeBase, registry: CollectorRegistry, llm: AsyncOpenAI | None = None
+) -> Component:
+    """The agent's subscriber and checks, for a process of its own or one it
+    shares with ingest (Qdrant local mode: one process per folder). Answers
+    through `llm` when given, extractively otherwise."""
+    generator = build_generator(settings, knowledge, llm)
+    return Component(
+        "agent",
+        router=build_router(settings, knowledge, generator, AgentMetrics(registry)),
+        checks={"qdrant": knowledge.index.ready},
+        details={
+            "generator": lambda: {
+                "mode": "llm" if llm is not None else "extractive",
+                "model": settings.llm_model if llm is not None else None,
+            }
+        },
+    )
+
+
+async def build_worker(
+    settings: AgentSettings,
+    *,
+    knowledge: KnowledgeBase | None = None,
+    llm: AsyncOpenAI | None = None,
+    broker: KafkaBroker | None = None,
+    provisioner: TopicProvisioner | None = None,
+) -> Service:
+    """The agent worker; clients not passed in are created from `settings`
+    (and then closed by the worker when it stops). The LLM client is created
+    when OPENAI_BASE_URL or OPENAI_API_KEY is set."""
+    kb = knowledge or await KnowledgeBase.open(settings.knowledge)
+    own_llm = llm is None and settings.llm_configured
+    client = build_llm_client(settings) if own_llm else llm
     health = Health("agent")
-    broker = build_broker(settings, "supportdesk-agent", health.registry)
-    broker.include_router(build_router(settings, kb, build_generator(settings, kb), AgentMetrics(health.registry)))
-    health.checks["qdrant"] = kb.index.ready
-    health.details["generator"] = lambda: {
-        "mode": "llm" if settings.llm_configured else "extractive",
-        "model": settings.llm_model if settings.llm_configured else None,
-    }
-    worker = Worker("agent", settings, broker, health)
-    worker.resources.push_async_callback(kb.close)
-    return worker
+    component = agent_component(settings, kb, health.registry, client)
+    if knowledge is None:
+        component.closers.append(kb.close)
+    if own_llm and client is not None:
+        component.closers.append(client.close)
+    return Service("agent", settings, health, [component], broker=broker, provisioner=provisioner)

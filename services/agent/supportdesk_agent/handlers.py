@@ -3,11 +3,11 @@
 from faststream.kafka import KafkaRouter
 from pydantic import TypeAdapter
 
-from supportdesk_agent.answering import Generator
+from supportdesk_agent.answerer import Retriever, TurnAnswerer
 from supportdesk_agent.escalation import EscalationPolicy
+from supportdesk_agent.generators import Generator
 from supportdesk_agent.metrics import AgentMetrics
 from supportdesk_agent.settings import AgentSettings
-from supportdesk_agent.turns import Retriever, TurnAnswerer
 from supportdesk_contracts.events import TurnFailed, TurnRequested
 from supportdesk_platform.kafka import TRANSIENT_ERRORS, DeadLetters, key_of, subscribe_events
 
@@ -19,19 +19,19 @@ def build_router(
 ) -> KafkaRouter:
     topics = settings.topics
     router = KafkaRouter()
-    outbound = router.publisher(topics.chat_outbound, title="agent:outbound")
+    # Deltas go straight to the clients; the completed reply goes back to the
+    # session worker, which records it before anyone sees it.
+    deltas = router.publisher(topics.chat_outbound, title="agent:deltas")
     answerer = TurnAnswerer(
-        retriever,
-        generator,
-        EscalationPolicy(
+        retriever=retriever,
+        generator=generator,
+        escalation=EscalationPolicy(
             settings.escalation_keywords, settings.escalation_keyword_threshold, settings.escalation_enabled
         ),
-        outbound=outbound,
-        inbound=router.publisher(topics.chat_inbound, title="agent:inbound"),
-        search_k=settings.rag_search_k,
-        min_score=settings.rag_similarity_threshold,
-        relative_margin=settings.rag_relative_margin,
+        retrieval=settings.retrieval,
         escalate_on_no_answer=settings.escalation_on_no_answer,
+        deltas=deltas,
+        completions=router.publisher(topics.chat_inbound, title="agent:completions"),
         metrics=metrics,
     )
     dead_letters = DeadLetters(router.publisher(topics.dead_letters, title="agent:deadletter"), "agent")
@@ -44,7 +44,7 @@ def build_router(
         # Deliberately broad, and re-raised: whatever broke this turn, the
         # client waiting for it gets an error frame instead of silence.
         except Exception:
-            await outbound.publish(
+            await deltas.publish(
                 TurnFailed(
                     **turn.caused(),
                     reply_to=turn.message_id,

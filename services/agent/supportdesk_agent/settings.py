@@ -1,7 +1,8 @@
 from pydantic import Field, SecretStr
 
+from supportdesk_agent.answerer import RetrievalOptions
 from supportdesk_knowledge.settings import KnowledgeSettings
-from supportdesk_platform.settings import ServiceSettings
+from supportdesk_platform.settings import WorkerSettings
 
 DEFAULT_ESCALATION_KEYWORDS: dict[str, float] = {
     "emergency": 1.0,
@@ -25,8 +26,7 @@ DEFAULT_ESCALATION_KEYWORDS: dict[str, float] = {
 }
 
 
-class AgentSettings(ServiceSettings):
-    ops_host: str = "127.0.0.1"
+class AgentSettings(WorkerSettings):
     ops_port: int = Field(default=8102, alias="AGENT_OPS_PORT")
     consumer_group: str = Field(default="supportdesk-agent", alias="AGENT_CONSUMER_GROUP")
 
@@ -52,6 +52,10 @@ class AgentSettings(ServiceSettings):
     escalation_on_no_answer: bool = Field(default=True, description="Escalate when the knowledge base has no answer.")
 
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
+
+    @property
+    def retrieval(self) -> RetrievalOptions:
+        return RetrievalOptions(self.rag_search_k, self.rag_similarity_threshold, self.rag_relative_margin)
 
     @property
     def llm_configured(self) -> bool:

@@ -1,15 +1,21 @@
-"""Assembles the gateway: clients created once in the lifespan, routes included."""
+"""Assembles the gateway: one function builds it from its settings and any
+clients the caller passes in (tests pass FastStream's in-memory broker)."""
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from supportdesk_contracts.frames import frame_schemas
+from supportdesk_documents.registry import DocumentRegistry
 from supportdesk_gateway.api import documents, messages, meta, sessions, ws
 from supportdesk_gateway.context import GatewayContext
 from supportdesk_gateway.hub import Hub
@@ -17,62 +23,80 @@ from supportdesk_gateway.metrics import GatewayMetrics
 from supportdesk_gateway.publisher import EventPublisher
 from supportdesk_gateway.relay import Relay
 from supportdesk_gateway.settings import GatewaySettings
-from supportdesk_platform.documents import DocumentRegistry
-from supportdesk_platform.kafka import broker_ready, build_broker, ensure_topics
+from supportdesk_platform.kafka import TopicProvisioner
+from supportdesk_platform.lifecycle import Component, Service
 from supportdesk_platform.ops import Health, ops_router, redis_check
-from supportdesk_platform.sessions import SessionCipher, SessionStore
+from supportdesk_sessions.access import GatewaySessions
+from supportdesk_sessions.cipher import SessionCipher
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 2
+# After asking sockets to close, a moment for the close frames to go out
+# before the HTTP server stops.
+SOCKET_CLOSE_GRACE_SECONDS = 0.5
 
 
-def build_context(settings: GatewaySettings, redis: Redis | None = None) -> GatewayContext:
-    redis = redis or Redis.from_url(str(settings.redis_url))
+@dataclass
+class Gateway:
+    app: FastAPI
+    service: Service
+    context: GatewayContext
+
+
+def build_gateway(
+    settings: GatewaySettings,
+    *,
+    redis: Redis | None = None,
+    broker: KafkaBroker | None = None,
+    provisioner: TopicProvisioner | None = None,
+) -> Gateway:
+    """The gateway; clients not passed in are created from `settings` (and
+    then closed by the gateway when it stops)."""
+    client = redis or Redis.from_url(str(settings.redis_url))
+    health = Health("gateway")
     hub = Hub(settings.ws_send_queue)
     relay = Relay(settings, hub)
-    health = Health("gateway")
-    broker = build_broker(settings, f"supportdesk-gateway-{settings.replica_id}", health.registry)
-    broker.include_router(relay.router)
-    health.checks.update(
-        {"kafka": lambda: broker_ready(broker), "redis": redis_check(redis), "outbound_relay": relay.ready}
+
+    async def close_sockets() -> None:
+        if hub.close_all():
+            await asyncio.sleep(SOCKET_CLOSE_GRACE_SECONDS)
+
+    component = Component(
+        "gateway",
+        router=relay.router,
+        checks={"redis": redis_check(client), "outbound_relay": relay.ready},
+        details={"websockets": lambda: hub.socket_count},
+        on_drain=[close_sockets],
+        closers=[] if redis is not None else [client.aclose],
     )
-    health.details["websockets"] = lambda: hub.socket_count
-    return GatewayContext(
-        settings=settings,
-        redis=redis,
+    service = Service(
+        "gateway",
+        settings,
+        health,
+        [component],
         broker=broker,
-        store=SessionStore(
-            redis, SessionCipher(settings.encryption_keys), settings.session_ttl_seconds, settings.redis_key_prefix
+        provisioner=provisioner,
+        client_id=f"supportdesk-gateway-{settings.replica_id}",
+    )
+    context = GatewayContext(
+        settings=settings,
+        sessions=GatewaySessions(
+            client, SessionCipher(settings.encryption_keys), settings.session_ttl_seconds, settings.redis_key_prefix
         ),
-        documents=DocumentRegistry(redis, settings.redis_key_prefix),
+        documents=DocumentRegistry(client, settings.redis_key_prefix),
         hub=hub,
-        relay=relay,
-        events=EventPublisher(broker, settings.topics, settings.replica_id),
-        health=health,
+        events=EventPublisher(service.broker, settings.topics, settings.replica_id),
         metrics=GatewayMetrics(health.registry, hub),
     )
+    return Gateway(create_app(context, health), service, context)
 
 
-def create_app(settings: GatewaySettings | None = None, context: GatewayContext | None = None) -> FastAPI:
-    settings = settings or GatewaySettings()
-    context = context or build_context(settings)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await ensure_topics(settings)
-        await context.broker.start()
-        try:
-            yield
-        finally:
-            context.hub.close_all()
-            await context.broker.stop()
-            await context.redis.aclose()
-
-    app = FastAPI(title="SupportDesk gateway", version="0.1.0", lifespan=lifespan)
+def create_app(context: GatewayContext, health: Health) -> FastAPI:
+    app = FastAPI(title="SupportDesk gateway", version="0.1.0")
     app.state.context = context
     for module in (meta, sessions, messages, documents, ws):
         app.include_router(module.router)
-    app.include_router(ops_router(context.health))
+    app.include_router(ops_router(health))
 
     @app.exception_handler(RedisError)
     @app.exception_handler(KafkaError)
@@ -86,4 +110,18 @@ def create_app(settings: GatewaySettings | None = None, context: GatewayContext 
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
 
+    def openapi() -> dict[str, Any]:
+        """OpenAPI does not describe WebSockets; the frames of /ws are added
+        as schemas (ClientFrame, ServerFrame) so clients can be generated."""
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, routes=app.routes, description=ws.PROTOCOL)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for name, frame_schema in frame_schemas().items():
+                assert isinstance(frame_schema, dict)
+                components.update(frame_schema.pop("$defs", {}))
+                components[name] = frame_schema
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

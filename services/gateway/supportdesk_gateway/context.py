@@ -1,29 +1,20 @@
-"""The gateway's clients, created once at start-up and held here."""
+"""What the gateway's routes work with, created once by `app.build_gateway`."""
 
 from dataclasses import dataclass
 
-from faststream.kafka import KafkaBroker
-from redis.asyncio import Redis
-
+from supportdesk_documents.registry import DocumentRegistry
 from supportdesk_gateway.hub import Hub
 from supportdesk_gateway.metrics import GatewayMetrics
 from supportdesk_gateway.publisher import EventPublisher
-from supportdesk_gateway.relay import Relay
 from supportdesk_gateway.settings import GatewaySettings
-from supportdesk_platform.documents import DocumentRegistry
-from supportdesk_platform.ops import Health
-from supportdesk_platform.sessions import SessionStore
+from supportdesk_sessions.access import GatewaySessions
 
 
 @dataclass
 class GatewayContext:
     settings: GatewaySettings
-    redis: Redis
-    broker: KafkaBroker
-    store: SessionStore
+    sessions: GatewaySessions
     documents: DocumentRegistry
     hub: Hub
-    relay: Relay
     events: EventPublisher
-    health: Health
     metrics: GatewayMetrics

@@ -11,20 +11,53 @@ import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from dataclasses import dataclass
+from enum import StrEnum
+
+from supportdesk_contracts.frames import (
+    AckFrame,
+    DeltaFrame,
+    ErrorFrame,
+    EscalatedFrame,
+    PongFrame,
+    ReplyFrame,
+    ServerFrame,
+)
 
 log = logging.getLogger(__name__)
 
-Frame = dict[str, Any]
 SENT_SEQS_REMEMBERED = 1024
 OPEN_TURNS_REMEMBERED = 256
-# Queued to a connection to make its sender close the socket.
-CLOSE_FRAME: Frame = {"type": "__close__"}
 GOING_AWAY = 1001
+TOO_SLOW = 1008
+
+
+@dataclass(frozen=True)
+class Close:
+    """A request to close the socket. `urgent` closes it at once; otherwise
+    the frames queued before it are sent first."""
+
+    code: int
+    reason: str
+    urgent: bool = False
+
+
+SHUTTING_DOWN = Close(GOING_AWAY, "server going away")
+NOT_READING = Close(TOO_SLOW, "client does not read its frames", urgent=True)
 
 
 class SlowConsumer(RuntimeError):
-    """A socket's send buffer is full: the client does not read."""
+    """A socket's send queue is full: the client does not read."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"a socket of session {session_id} does not read its frames")
+        self.session_id = session_id
+        self.close = NOT_READING
+
+
+class ConnectionState(StrEnum):
+    OPEN = "open"
+    CLOSING = "closing"
 
 
 class Connection:
@@ -40,46 +73,58 @@ class Connection:
 
     def __init__(self, session_id: str, queue_size: int) -> None:
         self.session_id = session_id
-        # Unbounded queue, bound enforced in offer(): a close must always fit.
-        self.queue: asyncio.Queue[Frame] = asyncio.Queue()
+        # Unbounded queue, bound enforced in offer(): a Close must always fit.
+        self.queue: asyncio.Queue[ServerFrame | Close] = asyncio.Queue()
         self.queue_size = queue_size
+        self.state = ConnectionState.OPEN
+        self.close_request: Close | None = None
         self._sent: set[int] = set()
         self._order: list[int] = []
-        self.overflowed = False
-        self.close_code = GOING_AWAY
         # Insertion-ordered, bounded: a turn that never finishes is forgotten.
         self._streaming: dict[str, None] = {}
 
-    def close(self, code: int) -> None:
-        self.close_code = code
-        self.queue.put_nowait(CLOSE_FRAME)
+    def close(self, request: Close) -> None:
+        """Ask the sender to close the socket; later frames are dropped."""
+        if self.state is not ConnectionState.OPEN:
+            return
+        self.state = ConnectionState.CLOSING
+        self.close_request = request
+        self.queue.put_nowait(request)
 
-    def _streams(self, frame: Frame) -> bool:
+    def _streams(self, frame: ServerFrame) -> bool:
         """Tracks open turns; False for a delta of a turn not open here."""
-        kind = frame.get("type")
-        if kind == "ack":
-            self._streaming[str(frame["message_id"])] = None
-            if len(self._streaming) > OPEN_TURNS_REMEMBERED:
-                del self._streaming[next(iter(self._streaming))]
-        elif kind == "delta":
-            return str(frame.get("reply_to")) in self._streaming
-        elif kind in ("reply", "error"):
-            self._streaming.pop(str(frame.get("reply_to")), None)
+        match frame:
+            case AckFrame():
+                self._streaming[frame.message_id] = None
+                if len(self._streaming) > OPEN_TURNS_REMEMBERED:
+                    del self._streaming[next(iter(self._streaming))]
+            case DeltaFrame():
+                return frame.reply_to in self._streaming
+            case ReplyFrame() | ErrorFrame():
+                self._streaming.pop(str(frame.reply_to), None)
         return True
 
-    def offer(self, frame: Frame) -> None:
-        if not self._streams(frame):
+    def _first_time(self, frame: ServerFrame) -> bool:
+        """False for a logged frame this socket was sent already (acks of a
+        repeated message id are always sent: they say `duplicate`)."""
+        seq = getattr(frame, "seq", None)
+        if seq is None or isinstance(frame, AckFrame):
+            return True
+        if seq in self._sent:
+            return False
+        self._sent.add(seq)
+        self._order.append(seq)
+        if len(self._order) > SENT_SEQS_REMEMBERED:
+            self._sent.discard(self._order.pop(0))
+        return True
+
+    def offer(self, frame: ServerFrame) -> None:
+        if self.state is not ConnectionState.OPEN:
             return
-        seq = frame.get("seq")
-        if isinstance(seq, int) and frame.get("type") != "ack":
-            if seq in self._sent:
-                return
-            self._sent.add(seq)
-            self._order.append(seq)
-            if len(self._order) > SENT_SEQS_REMEMBERED:
-                self._sent.discard(self._order.pop(0))
+        if not self._streams(frame) or not self._first_time(frame):
+            return
         if self.queue.qsize() >= self.queue_size:
-            self.overflowed = True
+            self.close(NOT_READING)
             raise SlowConsumer(self.session_id)
         self.queue.put_nowait(frame)
 
@@ -88,7 +133,7 @@ class Hub:
     def __init__(self, queue_size: int = 1000) -> None:
         self.queue_size = queue_size
         self._sockets: dict[str, set[Connection]] = defaultdict(set)
-        self._turns: dict[tuple[str, str], set[asyncio.Queue[Frame]]] = defaultdict(set)
+        self._turns: dict[tuple[str, str], set[asyncio.Queue[ServerFrame]]] = defaultdict(set)
 
     @property
     def socket_count(self) -> int:
@@ -106,18 +151,18 @@ class Hub:
             if not sockets:
                 del self._sockets[connection.session_id]
 
-    def close_all(self, code: int = GOING_AWAY) -> int:
+    def close_all(self, request: Close = SHUTTING_DOWN) -> int:
         """Asks every socket to close (graceful shutdown); returns how many."""
         connections = [c for group in self._sockets.values() for c in group]
         for connection in connections:
-            connection.close(code)
+            connection.close(request)
         return len(connections)
 
     @asynccontextmanager
-    async def watch_turn(self, session_id: str, message_id: str) -> AsyncIterator[asyncio.Queue[Frame]]:
+    async def watch_turn(self, session_id: str, message_id: str) -> AsyncIterator[asyncio.Queue[ServerFrame]]:
         """Frames of one turn (ack, deltas, reply or error) for a REST/SSE call.
         Enter before publishing the message, so no frame can be missed."""
-        queue: asyncio.Queue[Frame] = asyncio.Queue()
+        queue: asyncio.Queue[ServerFrame] = asyncio.Queue()
         key = (session_id, message_id)
         self._turns[key].add(queue)
         try:
@@ -127,14 +172,26 @@ class Hub:
             if not self._turns[key]:
                 del self._turns[key]
 
-    def deliver(self, session_id: str, frame: Frame) -> None:
+    def deliver(self, session_id: str, frame: ServerFrame) -> None:
         for connection in list(self._sockets.get(session_id, ())):
             try:
                 connection.offer(frame)
             except SlowConsumer:
                 log.warning("socket too slow, dropping it", extra={"session_id": session_id})
-                self.disconnect(connection)
-        turn = frame.get("reply_to") or (frame.get("message_id") if frame.get("type") == "ack" else None)
+            if connection.state is not ConnectionState.OPEN:
+                self.disconnect(connection)  # closing: it takes no more frames
+        turn = _turn_of(frame)
         if turn is not None:
-            for queue in self._turns.get((session_id, str(turn)), ()):
+            for queue in self._turns.get((session_id, turn), ()):
                 queue.put_nowait(frame)
+
+
+def _turn_of(frame: ServerFrame) -> str | None:
+    """The user message a frame belongs to, if any."""
+    match frame:
+        case AckFrame():
+            return frame.message_id
+        case DeltaFrame() | ReplyFrame() | ErrorFrame() | EscalatedFrame():
+            return frame.reply_to
+        case PongFrame():
+            return None

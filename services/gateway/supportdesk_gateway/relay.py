@@ -11,7 +11,7 @@ from faststream.kafka.subscriber.usecase import DefaultSubscriber
 from pydantic import TypeAdapter, ValidationError
 
 from supportdesk_contracts.events import OutboundEvent
-from supportdesk_gateway.frames import frame_of
+from supportdesk_contracts.frames import frame_of
 from supportdesk_gateway.hub import Hub
 from supportdesk_platform.kafka import consumer_options
 from supportdesk_platform.settings import ServiceSettings

@@ -1,17 +1,19 @@
+import asyncio
+
 from supportdesk_ingest.app import build_worker
 from supportdesk_ingest.settings import IngestSettings
+from supportdesk_platform.lifecycle import serve_worker
 from supportdesk_platform.logs import configure_logging
-from supportdesk_platform.worker import run_until_stopped, serve
 
 
-async def _run(settings: IngestSettings) -> None:
-    await serve(await build_worker(settings), settings.ops_host, settings.ops_port)
+async def run(settings: IngestSettings) -> None:
+    await serve_worker(await build_worker(settings), settings)
 
 
 def main() -> None:
     settings = IngestSettings()
     configure_logging("ingest", settings.log_level, settings.log_format)
-    run_until_stopped(_run(settings))
+    asyncio.run(run(settings))
 
 
 if __name__ == "__main__":

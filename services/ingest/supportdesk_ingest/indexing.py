@@ -5,10 +5,10 @@ import logging
 from pathlib import PurePath
 
 from supportdesk_contracts.events import DocumentDeleted, DocumentUploaded
+from supportdesk_documents.registry import DocumentRegistry, document_id_for
 from supportdesk_ingest.parsing import UnreadableDocument, extract_text
 from supportdesk_ingest.samples import sample_documents
 from supportdesk_knowledge.base import KnowledgeBase
-from supportdesk_platform.documents import DocumentRegistry, document_id_for
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,10 @@
 from pydantic import Field
 
 from supportdesk_knowledge.settings import KnowledgeSettings
-from supportdesk_platform.settings import ServiceSettings
+from supportdesk_platform.settings import WorkerSettings
 
 
-class IngestSettings(ServiceSettings):
-    ops_host: str = "127.0.0.1"
+class IngestSettings(WorkerSettings):
     ops_port: int = Field(default=8103, alias="INGEST_OPS_PORT")
     consumer_group: str = Field(default="supportdesk-ingest", alias="INGEST_CONSUMER_GROUP")
     load_sample_knowledge: bool | None = Field(

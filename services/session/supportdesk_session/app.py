@@ -1,27 +1,43 @@
-"""Wiring of the session worker: the one place its clients are created."""
+"""Wiring of the session worker: the one place its clients meet its handlers."""
 
+from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 
-from supportdesk_platform.kafka import build_broker
+from supportdesk_platform.kafka import TopicProvisioner
+from supportdesk_platform.lifecycle import Component, Service
 from supportdesk_platform.ops import Health, redis_check
-from supportdesk_platform.sessions import SessionCipher, SessionStore
-from supportdesk_platform.worker import Worker
 from supportdesk_session.handlers import build_router
 from supportdesk_session.settings import SessionWorkerSettings
+from supportdesk_sessions.cipher import SessionCipher
+from supportdesk_sessions.recorder import SessionRecorder
 
 
-def build_store(settings: SessionWorkerSettings, redis: Redis) -> SessionStore:
-    return SessionStore(
+def build_recorder(settings: SessionWorkerSettings, redis: Redis) -> SessionRecorder:
+    return SessionRecorder(
         redis, SessionCipher(settings.encryption_keys), settings.session_ttl_seconds, settings.redis_key_prefix
     )
 
 
-def build_worker(settings: SessionWorkerSettings, redis: Redis | None = None) -> Worker:
+def session_component(settings: SessionWorkerSettings, redis: Redis) -> Component:
+    return Component(
+        "session",
+        router=build_router(settings, build_recorder(settings, redis)),
+        checks={"redis": redis_check(redis)},
+    )
+
+
+def build_worker(
+    settings: SessionWorkerSettings,
+    *,
+    redis: Redis | None = None,
+    broker: KafkaBroker | None = None,
+    provisioner: TopicProvisioner | None = None,
+) -> Service:
+    """The session worker; clients not passed in are created from `settings`
+    (and then closed by the worker when it stops)."""
+    own_redis = redis is None
     redis = redis or Redis.from_url(str(settings.redis_url))
-    health = Health("session")
-    broker = build_broker(settings, "supportdesk-session", health.registry)
-    broker.include_router(build_router(settings, build_store(settings, redis)))
-    health.checks["redis"] = redis_check(redis)
-    worker = Worker("session", settings, broker, health)
-    worker.resources.push_async_callback(redis.aclose)
-    return worker
+    component = session_component(settings, redis)
+    if own_redis:
+        component.closers.append(redis.aclose)
+    return Service("session", settings, Health("session"), [component], broker=broker, provisioner=provisioner)

@@ -5,14 +5,14 @@ from pydantic import TypeAdapter
 
 from supportdesk_contracts.events import InboundEvent, MessageReceived, ReplyCompleted, SessionClosed
 from supportdesk_platform.kafka import DeadLetters, subscribe_events
-from supportdesk_platform.sessions import SessionStore
 from supportdesk_session.ledger import SessionLedger
 from supportdesk_session.settings import SessionWorkerSettings
+from supportdesk_sessions.recorder import SessionRecorder
 
 _INBOUND = TypeAdapter[InboundEvent](InboundEvent)
 
 
-def build_router(settings: SessionWorkerSettings, store: SessionStore) -> KafkaRouter:
+def build_router(settings: SessionWorkerSettings, store: SessionRecorder) -> KafkaRouter:
     topics = settings.topics
     router = KafkaRouter()
     ledger = SessionLedger(

@@ -16,8 +16,9 @@ from supportdesk_contracts.events import (
     TurnFailed,
     TurnRequested,
 )
+from supportdesk_contracts.frames import ReplyFrame
 from supportdesk_platform.kafka import Publisher, key_of
-from supportdesk_platform.sessions import SessionStore
+from supportdesk_sessions.recorder import SessionRecorder
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 class SessionLedger:
     def __init__(
         self,
-        store: SessionStore,
+        store: SessionRecorder,
         outbound: Publisher,
         turns: Publisher,
         escalations: Publisher,
@@ -79,9 +80,15 @@ class SessionLedger:
             key=key,
         )
 
-    def _recorded_from_frame(self, cause: MessageReceived | ReplyCompleted, frame: dict[str, object]) -> ReplyRecorded:
-        reply = Reply.model_validate({**frame, "id": frame["message_id"]})
-        return ReplyRecorded(**cause.caused(), reply_to=str(frame["reply_to"]), reply=reply, seq=int(str(frame["seq"])))
+    def _recorded_from_frame(self, cause: MessageReceived | ReplyCompleted, frame: ReplyFrame) -> ReplyRecorded:
+        reply = Reply(
+            id=frame.message_id,
+            content=frame.content,
+            sources=frame.sources,
+            confidence=frame.confidence,
+            escalated=frame.escalated,
+        )
+        return ReplyRecorded(**cause.caused(), reply_to=frame.reply_to, reply=reply, role=frame.role, seq=frame.seq)
 
     async def reply_completed(self, event: ReplyCompleted) -> None:
         key = key_of(event.session_id)
@@ -109,4 +116,7 @@ class SessionLedger:
                 await self.escalations.publish(escalated, key=key)
 
     async def session_closed(self, event: SessionClosed) -> None:
-        await self.store.delete(event.session_id)
+        # The gateway purged the session when it published this (its named
+        # `delete` operation); anything still in flight for the session finds
+        # no session and is dropped. Nothing is left to write here.
+        log.info("session closed", extra={"reason": event.reason})

@@ -1,10 +1,9 @@
 from pydantic import Field
 
-from supportdesk_platform.settings import ServiceSettings
+from supportdesk_platform.settings import WorkerSettings
 
 
-class SessionWorkerSettings(ServiceSettings):
-    ops_host: str = "127.0.0.1"
+class SessionWorkerSettings(WorkerSettings):
     ops_port: int = Field(default=8101, alias="SESSION_OPS_PORT")
     consumer_group: str = Field(default="supportdesk-session", alias="SESSION_CONSUMER_GROUP")
     history_turns: int = Field(default=12, ge=0, description="Earlier messages handed to the agent as memory.")

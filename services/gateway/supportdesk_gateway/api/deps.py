@@ -6,7 +6,8 @@ from typing import Annotated
 from fastapi import Depends, Header, HTTPException, Request, status
 
 from supportdesk_gateway.context import GatewayContext
-from supportdesk_platform.sessions import SessionRecord, is_session_id
+from supportdesk_platform.logs import bind
+from supportdesk_sessions.records import SessionRecord, is_session_id
 
 
 def _context(request: Request) -> GatewayContext:
@@ -36,11 +37,12 @@ async def _current_session(
         )
     if not is_session_id(session_id):
         raise HTTPException(status.HTTP_400_BAD_REQUEST, "invalid session id")
-    record = await context.store.get(session_id)
+    record = await context.sessions.get(session_id)
     if record is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "session not found or expired")
-    if not await context.store.verify_token(session_id, token):
+    if not await context.sessions.verify_token(session_id, token):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "token does not belong to this session")
+    bind(session_id=session_id)
     return record
 
 

@@ -6,9 +6,9 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Response, UploadFile, status
 
 from supportdesk_contracts.events import DOCUMENT_EXTENSIONS, DocumentUploaded
+from supportdesk_documents.registry import document_id_for
 from supportdesk_gateway.api.deps import AdminKey, Context
 from supportdesk_gateway.api.schemas import DocumentAccepted, DocumentInfo
-from supportdesk_platform.documents import document_id_for
 
 router = APIRouter(prefix="/api/v1/documents", tags=["documents"], dependencies=[AdminKey])
 

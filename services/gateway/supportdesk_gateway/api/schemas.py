@@ -1,11 +1,12 @@
 """Request and response bodies of the public REST API."""
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from supportdesk_contracts.events import Source
+from supportdesk_contracts.events import Role, Source
+from supportdesk_contracts.frames import ReplyFrame
 
 
 class SessionCreate(BaseModel):
@@ -34,7 +35,7 @@ class SessionInfo(BaseModel):
 
 class HistoryMessage(BaseModel):
     id: str
-    role: Literal["user", "assistant", "agent", "system"]
+    role: Role
     content: str
     created_at: datetime
     sources: list[Source] | None = None
@@ -47,14 +48,22 @@ class MessageIn(BaseModel):
 
 class ReplyOut(BaseModel):
     id: str
+    role: Role = "assistant"
     content: str
     sources: list[Source]
     confidence: float
     escalated: bool
 
     @classmethod
-    def from_frame(cls, frame: dict[str, Any]) -> "ReplyOut":
-        return cls.model_validate({**frame, "id": frame["message_id"]})
+    def from_frame(cls, frame: ReplyFrame) -> "ReplyOut":
+        return cls(
+            id=frame.message_id,
+            role=frame.role,
+            content=frame.content,
+            sources=frame.sources,
+            confidence=frame.confidence,
+            escalated=frame.escalated,
+        )
 
 
 class MessageOut(BaseModel):

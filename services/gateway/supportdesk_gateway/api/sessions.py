@@ -12,8 +12,8 @@ router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
 async def create_session(body: SessionCreate, context: Context) -> SessionCreated:
     recovered = None
     if body.user_id is not None and not body.is_new_chat:
-        recovered = await context.store.recover(body.user_id)
-    record, token = recovered or await context.store.create(body.user_id)
+        recovered = await context.sessions.recover(body.user_id)
+    record, token = recovered or await context.sessions.create(body.user_id)
     return SessionCreated(
         session_id=record.session_id,
         token=token,
@@ -27,7 +27,7 @@ async def create_session(body: SessionCreate, context: Context) -> SessionCreate
 async def read_session(session: CurrentSession) -> SessionInfo:
     return SessionInfo(
         session_id=session.session_id,
-        status=session.status,  # type: ignore[arg-type]
+        status=session.status,
         created_at=session.created_at,
         last_activity=session.last_activity,
         expires_at=session.expires_at,
@@ -39,7 +39,7 @@ async def read_session(session: CurrentSession) -> SessionInfo:
 
 @router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_session(session: CurrentSession, context: Context) -> Response:
-    await context.store.delete(session.session_id)
+    await context.sessions.delete(session.session_id)
     await context.events.session_closed(session.session_id, "deleted")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -51,5 +51,5 @@ async def read_messages(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[HistoryMessage]:
-    messages = await context.store.history(session.session_id, limit, offset)
+    messages = await context.sessions.history(session.session_id, limit, offset)
     return [HistoryMessage.model_validate(m) for m in messages]

@@ -6,17 +6,26 @@ import asyncio
 import json
 import logging
 import uuid
-from typing import Any
 
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 from redis.exceptions import RedisError
 
+from supportdesk_contracts.frames import (
+    CLIENT_FRAME,
+    ErrorFrame,
+    MessageFrame,
+    PingFrame,
+    PongFrame,
+    ResumeFrame,
+    ServerFrame,
+)
 from supportdesk_gateway.context import GatewayContext
-from supportdesk_gateway.frames import ClientFrame, MessageFrame, PingFrame, ResumeFrame, error_frame
-from supportdesk_gateway.hub import CLOSE_FRAME, Connection
-from supportdesk_platform.sessions import is_session_id
+from supportdesk_gateway.hub import Close, Connection
+from supportdesk_gateway.turns import InvalidMessage, checked_content, publish_message
+from supportdesk_platform.logs import bind
+from supportdesk_sessions.records import is_session_id
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["websocket"])
@@ -24,113 +33,130 @@ router = APIRouter(tags=["websocket"])
 CLOSE_BAD_SESSION_ID = 4001
 CLOSE_WRONG_TOKEN = 4003
 CLOSE_UNKNOWN_SESSION = 4004
-CLOSE_TOO_SLOW = 1008
 CLOSE_TRY_AGAIN_LATER = 1013
 MAX_FRAME_BYTES = 64 * 1024
 
-_CLIENT_FRAME = TypeAdapter[ClientFrame](ClientFrame)
+PROTOCOL = f"""Chat over WebSocket: `GET /ws?session_id=<id>&token=<token>`.
+
+Client frames are `ClientFrame`, server frames `ServerFrame` (see the schemas).
+Close codes: {CLOSE_BAD_SESSION_ID} missing or malformed session id,
+{CLOSE_WRONG_TOKEN} wrong token, {CLOSE_UNKNOWN_SESSION} unknown or expired session,
+1001 server going away (reconnect and `resume`), 1008 the client does not read
+its frames, {CLOSE_TRY_AGAIN_LATER} the session store is unavailable. Frames are
+limited to {MAX_FRAME_BYTES} bytes."""
 
 
-async def _send_loop(websocket: WebSocket, connection: Connection) -> None:
-    try:
+class ChatSocket:
+    """One accepted, authorized socket: a receive loop that handles client
+    frames, and a sender task that drains the connection's queue."""
+
+    def __init__(self, websocket: WebSocket, context: GatewayContext, connection: Connection) -> None:
+        self.websocket = websocket
+        self.context = context
+        self.connection = connection
+
+    def reply(self, frame: ServerFrame) -> None:
+        if isinstance(frame, ErrorFrame):
+            self.context.metrics.client_errors.labels(frame.code).inc()
+        self.connection.offer(frame)
+
+    async def send_loop(self) -> None:
+        try:
+            while True:
+                item = await self.connection.queue.get()
+                if isinstance(item, Close):
+                    await self.websocket.close(item.code, item.reason)
+                    return
+                await self.websocket.send_text(item.model_dump_json())
+        except (WebSocketDisconnect, RuntimeError):
+            return  # the client left; the receive loop cleans up
+
+    async def receive_loop(self) -> None:
         while True:
-            frame = await connection.queue.get()
-            if frame is CLOSE_FRAME:
-                await websocket.close(connection.close_code, "server going away")
+            message = await self.websocket.receive()
+            if message["type"] == "websocket.disconnect":
                 return
-            await websocket.send_json(frame)
-    except (WebSocketDisconnect, RuntimeError):
-        return  # the client left; the receive loop cleans up
+            raw = message.get("text")
+            if raw is None:
+                self.reply(ErrorFrame(code="binary_not_supported", message="send JSON text frames"))
+                continue
+            try:
+                await self.handle(raw)
+            except (RedisError, KafkaError):
+                # The socket stays open: the client may retry the same
+                # message id once the outage is over.
+                log.warning("dependency unavailable")
+                self.reply(ErrorFrame(code="unavailable", message="a backing service is unavailable; retry shortly"))
+            request = self.connection.close_request
+            if request is not None and request.urgent:
+                await self.websocket.close(request.code, request.reason)
+                return
+
+    async def handle(self, raw: str) -> None:
+        if len(raw) > MAX_FRAME_BYTES:
+            self.reply(ErrorFrame(code="frame_too_large", message=f"frames are limited to {MAX_FRAME_BYTES} bytes"))
+            return
+        try:
+            frame = CLIENT_FRAME.validate_python(json.loads(raw))
+        except json.JSONDecodeError:
+            self.reply(ErrorFrame(code="invalid_json", message="frames must be JSON objects"))
+            return
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"])
+            self.reply(ErrorFrame(code="invalid_frame", message=f"{where}: {first['msg']}" if where else first["msg"]))
+            return
+        session_id = self.connection.session_id
+        match frame:
+            case PingFrame():
+                self.reply(PongFrame())
+            case ResumeFrame():
+                for missed in await self.context.sessions.frames_after(session_id, frame.after_seq):
+                    self.connection.offer(missed)
+            case MessageFrame():
+                message_id = frame.message_id or str(uuid.uuid4())
+                try:
+                    content = checked_content(frame.content, self.context.settings.max_message_chars)
+                except InvalidMessage as exc:
+                    self.reply(ErrorFrame(code=exc.code, message=exc.message, reply_to=message_id))
+                    return
+                await publish_message(self.context, session_id, message_id, content, "ws")
 
 
-async def _handle(context: GatewayContext, connection: Connection, raw: str) -> None:
-    def reply(frame: dict[str, Any]) -> None:
-        if frame["type"] == "error":
-            context.metrics.client_errors.labels(frame["code"]).inc()
-        connection.offer(frame)
-
-    if len(raw) > MAX_FRAME_BYTES:
-        reply(error_frame("frame_too_large", f"frames are limited to {MAX_FRAME_BYTES} bytes"))
-        return
+async def _authorize(websocket: WebSocket, context: GatewayContext, session_id: str | None, token: str | None) -> bool:
+    """Closes the socket with the code that says what is wrong; True if it may chat."""
+    if not is_session_id(session_id):
+        await websocket.close(CLOSE_BAD_SESSION_ID, "missing or malformed session_id")
+        return False
+    assert session_id is not None
     try:
-        payload = json.loads(raw)
-    except json.JSONDecodeError:
-        reply(error_frame("invalid_json", "frames must be JSON objects"))
-        return
-    try:
-        frame = _CLIENT_FRAME.validate_python(payload)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
-        reply(error_frame("invalid_frame", f"{where}: {first['msg']}" if where else first["msg"]))
-        return
-    session_id = connection.session_id
-    match frame:
-        case PingFrame():
-            reply({"type": "pong"})
-        case ResumeFrame():
-            for missed in await context.store.frames_after(session_id, frame.after_seq):
-                connection.offer(missed)
-        case MessageFrame():
-            content = frame.content.strip()
-            message_id = frame.message_id or str(uuid.uuid4())
-            if not content:
-                reply(error_frame("empty_message", "message content is empty", message_id))
-            elif len(content) > context.settings.max_message_chars:
-                reply(
-                    error_frame(
-                        "message_too_long",
-                        f"message longer than {context.settings.max_message_chars} characters",
-                        message_id,
-                    )
-                )
-            else:
-                await context.events.message_received(session_id, message_id, content, "ws")
-                context.metrics.messages.labels("ws").inc()
+        known = await context.sessions.get(session_id) is not None
+        authorized = known and bool(token) and await context.sessions.verify_token(session_id, token or "")
+    except RedisError:
+        await websocket.close(CLOSE_TRY_AGAIN_LATER, "session store unavailable")
+        return False
+    if not known:
+        await websocket.close(CLOSE_UNKNOWN_SESSION, "unknown or expired session")
+        return False
+    if not authorized:
+        await websocket.close(CLOSE_WRONG_TOKEN, "token does not belong to this session")
+        return False
+    return True
 
 
 @router.websocket("/ws")
 async def chat_socket(websocket: WebSocket, session_id: str | None = None, token: str | None = None) -> None:
     context: GatewayContext = websocket.app.state.context
     await websocket.accept()
-    if not is_session_id(session_id):
-        await websocket.close(CLOSE_BAD_SESSION_ID, "missing or malformed session_id")
+    if not await _authorize(websocket, context, session_id, token):
         return
     assert session_id is not None
-    try:
-        known = await context.store.get(session_id) is not None
-        authorized = known and bool(token) and await context.store.verify_token(session_id, token or "")
-    except RedisError:
-        await websocket.close(CLOSE_TRY_AGAIN_LATER, "session store unavailable")
-        return
-    if not known:
-        await websocket.close(CLOSE_UNKNOWN_SESSION, "unknown or expired session")
-        return
-    if not authorized:
-        await websocket.close(CLOSE_WRONG_TOKEN, "token does not belong to this session")
-        return
-
+    bind(session_id=session_id)
     connection = context.hub.connect(session_id)
-    sender = asyncio.create_task(_send_loop(websocket, connection))
+    socket = ChatSocket(websocket, context, connection)
+    sender = asyncio.create_task(socket.send_loop())
     try:
-        while True:
-            message = await websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            raw = message.get("text")
-            if raw is None:
-                connection.offer(error_frame("binary_not_supported", "send JSON text frames"))
-                continue
-            try:
-                await _handle(context, connection, raw)
-            except (RedisError, KafkaError):
-                # The socket stays open: the client may retry the same
-                # message id once the outage is over.
-                log.warning("dependency unavailable", extra={"session_id": session_id})
-                connection.offer(error_frame("unavailable", "a backing service is unavailable; retry shortly"))
-            if connection.overflowed:
-                await websocket.close(CLOSE_TOO_SLOW, "client does not read its frames")
-                return
+        await socket.receive_loop()
     except WebSocketDisconnect:
         pass
     finally:

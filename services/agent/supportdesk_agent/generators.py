@@ -84,6 +84,7 @@ class LlmGenerator:
         client: AsyncOpenAI,
         model: str,
         fallback: ExtractiveGenerator,
+        *,
         timeout_seconds: float,
         max_tokens: int,
         temperature: float,

@@ -11,14 +11,13 @@ from faststream.kafka.annotations import KafkaMessage
 from redis.asyncio import Redis
 
 from supportdesk_contracts.events import MessageReceived, Reply, ReplyCompleted, Source
-from supportdesk_platform.sessions import SessionStore
-from supportdesk_session.app import build_store
+from builders import BothOwners, session_store
 from supportdesk_session.handlers import build_router
 from supportdesk_session.settings import SessionWorkerSettings
 
 
 class Harness:
-    def __init__(self, settings: SessionWorkerSettings, store: SessionStore, broker: KafkaBroker) -> None:
+    def __init__(self, settings: SessionWorkerSettings, store: BothOwners, broker: KafkaBroker) -> None:
         self.settings = settings
         self.store = store
         self.broker = broker
@@ -31,7 +30,7 @@ class Harness:
 @pytest.fixture
 async def harness(redis: Redis, unique: str) -> AsyncIterator[Harness]:
     settings = SessionWorkerSettings(kafka_topic_prefix=unique, redis_key_prefix=unique)
-    store = build_store(settings, redis)
+    store = session_store(redis, unique)
     broker = KafkaBroker()
     broker.include_router(build_router(settings, store))
     h = Harness(settings, store, broker)

@@ -9,11 +9,11 @@ from openai import AsyncOpenAI
 from prometheus_client import CollectorRegistry
 
 from devstack import free_port
-from supportdesk_agent.answering import LLM_FALLBACK_NOTE, NO_ANSWER, ExtractiveGenerator, LlmGenerator
+from supportdesk_agent.generators import LLM_FALLBACK_NOTE, NO_ANSWER, ExtractiveGenerator, LlmGenerator
 from supportdesk_agent.escalation import EscalationPolicy
 from supportdesk_agent.metrics import AgentMetrics
 from supportdesk_agent.settings import DEFAULT_ESCALATION_KEYWORDS
-from supportdesk_agent.turns import HANDOFF, TurnAnswerer
+from supportdesk_agent.answerer import HANDOFF, RetrievalOptions, TurnAnswerer
 from supportdesk_contracts.events import HistoryTurn, ReplyCompleted, ReplyDeltaProduced, TurnRequested
 from supportdesk_knowledge.index import Hit
 
@@ -72,15 +72,13 @@ class Passages:
 
 def answerer(retriever: Passages, generator: Any, outbound: Recorder, inbound: Recorder) -> TurnAnswerer:
     return TurnAnswerer(
-        retriever,
-        generator,
-        EscalationPolicy(DEFAULT_ESCALATION_KEYWORDS, 0.9),
-        outbound,
-        inbound,
-        search_k=4,
-        min_score=0.35,
-        relative_margin=0.15,
+        retriever=retriever,
+        generator=generator,
+        escalation=EscalationPolicy(DEFAULT_ESCALATION_KEYWORDS, 0.9),
+        retrieval=RetrievalOptions(search_k=4, min_score=0.35, relative_margin=0.15),
         escalate_on_no_answer=True,
+        deltas=outbound,
+        completions=inbound,
         metrics=AgentMetrics(CollectorRegistry()),
     )
 

@@ -5,7 +5,7 @@ from supportdesk_contracts.asyncapi import build_document
 from supportdesk_contracts.events import MessageReceived, ReplyCompleted
 from supportdesk_contracts.topics import Topics
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_committed_asyncapi_matches_the_contracts() -> None:

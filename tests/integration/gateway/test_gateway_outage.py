@@ -2,6 +2,8 @@
 crashes. The broker is real; Redis points at a port where nothing listens."""
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -9,7 +11,7 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from devstack import free_port
-from supportdesk_gateway.app import create_app
+from supportdesk_gateway.app import Gateway, build_gateway
 from supportdesk_gateway.settings import GatewaySettings
 
 pytestmark = pytest.mark.integration
@@ -25,8 +27,19 @@ def settings(kafka_bootstrap: str, unique: str) -> GatewaySettings:
     )
 
 
+@contextmanager
+def running(gateway: Gateway) -> Iterator[TestClient]:
+    """The gateway's own lifecycle, started on the test client's event loop."""
+    with TestClient(gateway.app) as client:
+        client.portal.call(gateway.service.start)
+        try:
+            yield client
+        finally:
+            client.portal.call(gateway.service.stop)
+
+
 def test_http_calls_get_503_with_retry_after(settings: GatewaySettings) -> None:
-    with TestClient(create_app(settings)) as client:
+    with running(build_gateway(settings)) as client:
         response = client.post("/api/v1/sessions", json={})
         assert response.status_code == 503
         assert response.headers["Retry-After"] == "2"
@@ -38,7 +51,7 @@ def test_http_calls_get_503_with_retry_after(settings: GatewaySettings) -> None:
 
 
 def test_sockets_close_with_try_again_later(settings: GatewaySettings) -> None:
-    with TestClient(create_app(settings)) as client:
+    with running(build_gateway(settings)) as client:
         with (
             client.websocket_connect(f"/ws?session_id={uuid.uuid4()}&token=t") as ws,
             pytest.raises(WebSocketDisconnect) as closed,
@@ -49,6 +62,6 @@ def test_sockets_close_with_try_again_later(settings: GatewaySettings) -> None:
 
 async def test_a_session_token_is_still_required_first(settings: GatewaySettings) -> None:
     # Without a token the answer is 401 whatever the store's state.
-    app = create_app(settings)
+    app = build_gateway(settings).app
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         assert (await client.get(f"/api/v1/sessions/{uuid.uuid4()}")).status_code == 401

@@ -8,13 +8,14 @@ from cryptography.fernet import Fernet
 from redis.asyncio import Redis
 
 from supportdesk_contracts.events import Reply
-from supportdesk_platform.sessions import SessionCipher, SessionDecryptError, SessionStore
+from builders import BothOwners, session_store
+from supportdesk_sessions.cipher import SessionDecryptError
 
 pytestmark = pytest.mark.integration
 
 
-def store(redis: Redis, prefix: str, *keys: str, ttl: int = 60) -> SessionStore:
-    return SessionStore(redis, SessionCipher(list(keys)), ttl, prefix)
+def store(redis: Redis, prefix: str, *keys: str, ttl: int = 60) -> BothOwners:
+    return session_store(redis, prefix, *keys, ttl=ttl)
 
 
 async def test_contents_are_encrypted_at_rest(redis: Redis, unique: str) -> None:

@@ -18,9 +18,8 @@ from supportdesk_knowledge.base import KnowledgeBase
 from supportdesk_knowledge.embedder import Embedder
 from supportdesk_knowledge.index import KnowledgeIndex, open_client
 from supportdesk_knowledge.settings import KnowledgeSettings
-from supportdesk_platform.sessions import SessionStore
-from supportdesk_platform.worker import Worker
-from supportdesk_session.app import build_store
+from builders import BothOwners, session_store
+from supportdesk_platform.lifecycle import Service
 from supportdesk_session.app import build_worker as build_session
 from supportdesk_session.settings import SessionWorkerSettings
 
@@ -28,7 +27,7 @@ pytestmark = pytest.mark.integration
 
 
 class Pipeline:
-    def __init__(self, store: SessionStore, probe: KafkaBroker, settings: SessionWorkerSettings) -> None:
+    def __init__(self, store: BothOwners, probe: KafkaBroker, settings: SessionWorkerSettings) -> None:
         self.store = store
         self.probe = probe
         self.settings = settings
@@ -55,12 +54,12 @@ async def pipeline(
     await kb.add_document("d-ship", "Shipping information", "Standard shipping takes 3-5 business days.")
     agent_settings = AgentSettings(**common, consumer_group=f"{unique}-agent", knowledge=knowledge)
 
-    workers: list[Worker] = [
-        build_session(session_settings, Redis.from_url(redis_url)),
-        await build_agent(agent_settings, kb),
+    workers: list[Service] = [
+        build_session(session_settings, redis=Redis.from_url(redis_url)),
+        await build_agent(agent_settings, knowledge=kb),
     ]
     probe = KafkaBroker(kafka_bootstrap)
-    p = Pipeline(build_store(session_settings, redis), probe, session_settings)
+    p = Pipeline(session_store(redis, unique), probe, session_settings)
 
     @probe.subscriber(session_settings.topics.chat_outbound, fetch_max_wait_ms=5, auto_offset_reset="earliest")
     async def on_outbound(message: KafkaMessage) -> None:

@@ -1,0 +1,201 @@
+"""One lifecycle for every service, the gateway and the workers alike.
+
+    start   provision topics, connect the broker (consumers join their groups),
+            run start-up work (e.g. sample knowledge), then report ready;
+    serve   the HTTP app: the gateway's API, or a worker's ops endpoints;
+    stop    on SIGTERM or SIGINT: report unready at once, run drain hooks (the
+            gateway closes its sockets with 1001), stop taking HTTP requests and
+            let in-flight ones finish, stop the broker (subscribers finish their
+            in-flight handlers within the drain time, commit their offsets and
+            leave their groups), close clients, return (exit code 0).
+
+Kubernetes sends SIGTERM on every rollout, so this is the common path, not
+the exceptional one. The signals are ours, not uvicorn's: uvicorn re-raises a
+captured signal when its server returns, which would kill the process before
+the broker drains.
+"""
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import uvicorn
+from faststream.kafka import KafkaBroker, KafkaRouter
+from starlette.types import ASGIApp
+
+from supportdesk_platform.kafka import KafkaTopicProvisioner, TopicProvisioner, broker_ready, build_broker
+from supportdesk_platform.ops import Check, Health, ops_app
+from supportdesk_platform.settings import ServiceSettings, WorkerSettings
+
+log = logging.getLogger(__name__)
+
+Hook = Callable[[], Awaitable[None]]
+
+
+class Phase(StrEnum):
+    CREATED = "created"
+    STARTING = "starting"
+    READY = "ready"
+    DRAINING = "draining"
+    STOPPED = "stopped"
+
+
+class IllegalTransition(RuntimeError):
+    """A lifecycle step was asked for in a phase that does not allow it."""
+
+    def __init__(self, step: str, phase: Phase) -> None:
+        super().__init__(f"cannot {step} a service that is {phase}")
+        self.step = step
+        self.phase = phase
+
+
+@dataclass
+class Component:
+    """What one service contributes to a process: its subscribers (a router),
+    its health checks, its start-up and drain work, and clients to close.
+    A process usually runs one; the colocated agent+ingest runs two."""
+
+    name: str
+    router: KafkaRouter | None = None
+    checks: dict[str, Check] = field(default_factory=dict)
+    details: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    on_start: list[Hook] = field(default_factory=list)
+    on_drain: list[Hook] = field(default_factory=list)
+    closers: list[Hook] = field(default_factory=list)
+
+
+class Service:
+    """One process's lifecycle around a broker and its components."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: ServiceSettings,
+        health: Health,
+        components: Sequence[Component],
+        *,
+        broker: KafkaBroker | None = None,
+        provisioner: TopicProvisioner | None = None,
+        client_id: str | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.health = health
+        self.components = list(components)
+        self.broker = broker or build_broker(settings, client_id or f"supportdesk-{name}", health.registry)
+        self.provisioner = provisioner or KafkaTopicProvisioner(settings)
+        self.phase = Phase.CREATED
+        self._closers = AsyncExitStack()
+        health.checks["kafka"] = lambda: broker_ready(self.broker)
+        for component in self.components:
+            if component.router is not None:
+                self.broker.include_router(component.router)
+            health.checks.update(component.checks)
+            health.details.update(component.details)
+            for closer in component.closers:
+                self._closers.push_async_callback(closer)
+
+        async def serving() -> bool:
+            # Unready while starting (topics, sample knowledge) and from the
+            # moment a stop begins, so no new traffic is routed here.
+            return self.phase is Phase.READY
+
+        health.checks["lifecycle"] = serving
+        health.details["phase"] = lambda: self.phase.value
+
+    async def start(self) -> None:
+        if self.phase is not Phase.CREATED:
+            raise IllegalTransition("start", self.phase)
+        self.phase = Phase.STARTING
+        await self.provisioner.ensure(self.settings.topics.all())
+        await self.broker.start()
+        for component in self.components:
+            for hook in component.on_start:
+                await hook()
+        self.phase = Phase.READY
+        log.info("service ready", extra={"service": self.name})
+
+    async def drain(self) -> None:
+        """Stop advertising readiness and run the drain hooks; the broker keeps
+        running, so in-flight work (a REST call waiting for its reply) ends."""
+        if self.phase in (Phase.DRAINING, Phase.STOPPED):
+            return
+        self.phase = Phase.DRAINING
+        log.info("service draining", extra={"service": self.name})
+        for component in self.components:
+            for hook in component.on_drain:
+                await hook()
+
+    async def stop(self) -> None:
+        """Drain, stop the broker (in-flight handlers finish within the drain
+        time, offsets are committed, consumers leave their groups), close clients."""
+        if self.phase is Phase.STOPPED:
+            return
+        await self.drain()
+        try:
+            await self.broker.stop()
+        finally:
+            await self._closers.aclose()
+            self.phase = Phase.STOPPED
+            log.info("service stopped", extra={"service": self.name})
+
+
+class _HttpServer(uvicorn.Server):
+    """uvicorn without its signal handling: the lifecycle owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+async def serve(service: Service, app: ASGIApp, host: str, port: int, **uvicorn_options: Any) -> None:
+    """Run `service` behind `app` until SIGTERM or SIGINT, then stop it
+    gracefully (see the module's docstring). Returns normally: exit code 0."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    server = _HttpServer(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            lifespan="off",
+            log_config=None,
+            timeout_graceful_shutdown=int(service.settings.shutdown_drain_seconds),
+            **uvicorn_options,
+        )
+    )
+    # The HTTP side starts first, so probes get answers (unready) while the
+    # service provisions topics and joins its groups.
+    serving = asyncio.create_task(server.serve(), name="http")
+    starting = asyncio.create_task(service.start(), name="start")
+    signalled = asyncio.create_task(stopping.wait(), name="signal")
+    try:
+        done, _ = await asyncio.wait({starting, signalled, serving}, return_when=asyncio.FIRST_COMPLETED)
+        if starting in done:
+            starting.result()  # a failed start is an error exit, not a quiet one
+            await asyncio.wait({signalled, serving}, return_when=asyncio.FIRST_COMPLETED)
+        log.info("stopping", extra={"service": service.name, "signal": stopping.is_set()})
+    finally:
+        for task in (starting, signalled):
+            task.cancel()
+        await service.drain()
+        # Stops accepting connections and waits for in-flight requests
+        # (at most the drain time) while the broker still delivers replies.
+        server.should_exit = True
+        await serving
+        await service.stop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+async def serve_worker(service: Service, settings: WorkerSettings) -> None:
+    """A worker's process: its service behind its ops endpoints."""
+    await serve(service, ops_app(service.health), settings.ops_host, settings.ops_port)

@@ -1,0 +1,72 @@
+"""The gateway's named operations on session state: create a session, issue a
+token for it (recovery), delete it. Everything else that changes a session is
+the session worker's (`recorder`)."""
+
+import secrets
+import uuid
+
+from supportdesk_platform.redis_values import as_text
+from supportdesk_sessions.keys import hash_token
+from supportdesk_sessions.records import SessionRecord, utcnow
+from supportdesk_sessions.state import SessionState
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class GatewaySessions(SessionState):
+    async def create(self, user_id: str | None) -> tuple[SessionRecord, str]:
+        """A new session and its first token (only the token's hash is kept)."""
+        session_id = str(uuid.uuid4())
+        token = new_token()
+        now = utcnow().isoformat()
+        keys = self.keys(session_id)
+        fields: dict[str, str | int] = {"created_at": now, "last_activity": now, "message_count": 0, "seq": 0}
+        if user_id is not None:
+            fields["user"] = self.cipher.encrypt(user_id)
+            fields["user_key"] = self.user_key(user_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(keys.meta, mapping=fields)  # type: ignore[arg-type]
+            pipe.sadd(keys.tokens, hash_token(token))
+            pipe.expire(keys.meta, self.ttl)
+            pipe.expire(keys.tokens, self.ttl)
+            if user_id is not None:
+                pipe.set(self.user_key(user_id), session_id, ex=self.ttl)
+            await pipe.execute()
+        record = await self.get(session_id)
+        assert record is not None  # just written in one transaction
+        return record, token
+
+    async def issue_token(self, session_id: str) -> str:
+        """An additional token for an existing session (tokens are kept only as
+        hashes, so a recovered session gets a new one)."""
+        token = new_token()
+        tokens = self.keys(session_id).tokens
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(tokens, hash_token(token))
+            pipe.expire(tokens, self.ttl)
+            await pipe.execute()
+        return token
+
+    async def recover(self, user_id: str) -> tuple[SessionRecord, str] | None:
+        """The user's active session with a fresh token, or None."""
+        session_id = await self.redis.get(self.user_key(user_id))
+        if session_id is None:
+            return None
+        record = await self.get(as_text(session_id))
+        if record is None or record.user_id != user_id:
+            return None
+        return record, await self.issue_token(record.session_id)
+
+    async def delete(self, session_id: str) -> bool:
+        """Purges the session at once: its history, frames and tokens, and the
+        user's recovery index if it still points here."""
+        record = await self.get(session_id)
+        removed = await self.redis.delete(*self.keys(session_id).all())
+        if record is not None and record.user_id is not None:
+            user_key = self.user_key(record.user_id)
+            current = await self.redis.get(user_key)
+            if current is not None and as_text(current) == session_id:
+                await self.redis.delete(user_key)
+        return bool(removed)

@@ -1,0 +1,38 @@
+"""Where a session lives in Redis. Every key of a session shares a hash tag, so
+the Lua step that changes several of them atomically also works on Redis
+Cluster."""
+
+import hashlib
+from dataclasses import astuple, dataclass
+
+
+@dataclass(frozen=True)
+class SessionKeys:
+    meta: str
+    """Hash: times, counters, the last frame seq, escalation, the encrypted user id."""
+    messages: str
+    """List: the encrypted history, in order."""
+    recorded: str
+    """Hash: idempotency ids (m:<message>, r:<reply_to>, e:escalated) to their frame seq."""
+    frames: str
+    """Hash: seq to the encrypted frame, what a resuming client missed."""
+    tokens: str
+    """Set: hashes of the session's bearer tokens."""
+
+    @classmethod
+    def of(cls, prefix: str, session_id: str) -> "SessionKeys":
+        base = f"{prefix}:s:{{{session_id}}}"
+        return cls(base, f"{base}:msgs", f"{base}:ids", f"{base}:frames", f"{base}:tokens")
+
+    def all(self) -> list[str]:
+        """In the order the Lua step names them (KEYS[1..5])."""
+        return list(astuple(self))
+
+
+def user_key(prefix: str, user_id: str) -> str:
+    """The user's recovery index: their active session id."""
+    return f"{prefix}:u:{hashlib.sha256(user_id.encode()).hexdigest()}"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()

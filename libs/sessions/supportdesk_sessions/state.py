@@ -1,0 +1,101 @@
+"""Reading a session: its record, token check, history and frame log. Every
+process may read; writes belong to `recorder` (session worker) and `access`
+(the gateway's named operations)."""
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+from redis.asyncio import Redis
+
+from supportdesk_contracts.frames import SERVER_FRAME, AckFrame, EscalatedFrame, LoggedFrame, ReplyFrame
+from supportdesk_platform.redis_values import as_text
+from supportdesk_sessions.cipher import SessionCipher
+from supportdesk_sessions.keys import SessionKeys, hash_token, user_key
+from supportdesk_sessions.records import SessionRecord
+
+
+class CorruptFrame(ValueError):
+    """A stored frame does not match the frame protocol."""
+
+
+class SessionState:
+    def __init__(self, redis: Redis, cipher: SessionCipher, ttl_seconds: int, prefix: str = "sd") -> None:
+        self.redis = redis
+        self.cipher = cipher
+        self.ttl = ttl_seconds
+        self.prefix = prefix
+
+    def keys(self, session_id: str) -> SessionKeys:
+        return SessionKeys.of(self.prefix, session_id)
+
+    def user_key(self, user_id: str) -> str:
+        return user_key(self.prefix, user_id)
+
+    def _frame(self, raw: bytes | str, seq: int) -> LoggedFrame:
+        """Frames are stored without their seq (Lua assigns it as it stores)."""
+        try:
+            frame = SERVER_FRAME.validate_python({**self.cipher.decrypt(raw), "seq": seq})
+        except ValidationError as exc:
+            raise CorruptFrame(f"stored frame {seq} is not a valid frame") from exc
+        if not isinstance(frame, AckFrame | ReplyFrame | EscalatedFrame):
+            raise CorruptFrame(f"stored frame {seq} is a {frame.type} frame, which is never logged")
+        return frame
+
+    async def get(self, session_id: str) -> SessionRecord | None:
+        meta = self.keys(session_id).meta
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(meta)
+            pipe.ttl(meta)
+            raw, ttl = await pipe.execute()
+        if not raw:
+            return None
+        fields = {as_text(k): as_text(v) for k, v in raw.items()}
+        return SessionRecord(
+            session_id=session_id,
+            user_id=self.cipher.decrypt(fields["user"]) if "user" in fields else None,
+            created_at=datetime.fromisoformat(fields["created_at"]),
+            last_activity=datetime.fromisoformat(fields["last_activity"]),
+            message_count=int(fields.get("message_count", 0)),
+            escalated=fields.get("escalated") == "1",
+            escalation_reason=fields.get("escalation_reason"),
+            ttl_seconds=ttl if ttl > 0 else self.ttl,
+        )
+
+    async def verify_token(self, session_id: str, token: str) -> bool:
+        tokens = self.keys(session_id).tokens
+        return bool(await self.redis.sismember(tokens, hash_token(token)))  # type: ignore[misc]
+
+    async def reply_frame(self, session_id: str, reply_to: str) -> ReplyFrame | None:
+        """The recorded reply frame for a user message, if it was answered."""
+        keys = self.keys(session_id)
+        seq = await self.redis.hget(keys.recorded, f"r:{reply_to}")  # type: ignore[misc]
+        if seq is None:
+            return None
+        raw = await self.redis.hget(keys.frames, seq)  # type: ignore[misc]
+        if raw is None:
+            return None
+        frame = self._frame(raw, int(seq))
+        return frame if isinstance(frame, ReplyFrame) else None
+
+    async def frames_after(self, session_id: str, after_seq: int, limit: int = 500) -> list[LoggedFrame]:
+        """Frames with seq > after_seq, in order: what a resuming client missed."""
+        keys = self.keys(session_id)
+        last = await self.redis.hget(keys.meta, "seq")  # type: ignore[misc]
+        if last is None:
+            return []
+        wanted = list(range(max(after_seq, 0) + 1, int(last) + 1))[:limit]
+        if not wanted:
+            return []
+        raws = await self.redis.hmget(keys.frames, wanted)  # type: ignore[misc]
+        return [self._frame(raw, seq) for seq, raw in zip(wanted, raws, strict=True) if raw is not None]
+
+    async def history(self, session_id: str, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+        if limit <= 0:
+            return []
+        raws = await self.redis.lrange(self.keys(session_id).messages, offset, offset + limit - 1)  # type: ignore[misc]
+        return [self.cipher.decrypt(raw) for raw in raws]
+
+    async def recent_history(self, session_id: str, turns: int) -> list[dict[str, Any]]:
+        raws = await self.redis.lrange(self.keys(session_id).messages, -turns, -1)  # type: ignore[misc]
+        return [self.cipher.decrypt(raw) for raw in raws]

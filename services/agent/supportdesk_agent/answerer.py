@@ -1,0 +1,162 @@
+"""Answering one turn: escalation check, retrieval (with the conversation as
+context), streamed generation, and the completed reply."""
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from supportdesk_agent.escalation import EscalationPolicy, Verdict
+from supportdesk_agent.generators import Generator, pieces
+from supportdesk_agent.metrics import AgentMetrics
+from supportdesk_contracts.events import Reply, ReplyCompleted, ReplyDeltaProduced, Source, TurnRequested
+from supportdesk_knowledge.index import Hit
+from supportdesk_platform.kafka import Publisher, key_of
+
+HANDOFF = "I'm connecting you with a human agent. Someone from our team will reply here shortly."
+ESCALATION_NOTE = "I've also asked a human colleague to look at this conversation."
+_REPLY_NAMESPACE = uuid.UUID("0b0f4c1e-57a2-4bb9-9d55-3f1e6f0f2a90")
+SNIPPET_CHARS = 300
+
+
+class Retriever(Protocol):
+    async def search(self, query: str, limit: int, min_score: float) -> list[Hit]: ...
+
+
+@dataclass(frozen=True)
+class RetrievalOptions:
+    search_k: int = 4
+    min_score: float = 0.35
+    """Passages scoring below this are not relevant."""
+    relative_margin: float = 0.15
+    """Passages further than this below the best one are neither used nor cited."""
+
+
+def reply_id_for(session_id: str, message_id: str) -> str:
+    """Deterministic, so a re-delivered turn produces the same reply id."""
+    return str(uuid.uuid5(_REPLY_NAMESPACE, f"{session_id}:{message_id}"))
+
+
+def sources_of(hits: Sequence[Hit]) -> list[Source]:
+    seen: set[str] = set()
+    sources = []
+    for hit in hits:
+        if hit.document_id in seen:
+            continue
+        seen.add(hit.document_id)
+        sources.append(
+            Source(
+                document_id=hit.document_id,
+                title=hit.title,
+                snippet=hit.text[:SNIPPET_CHARS],
+                score=round(hit.score, 4),
+            )
+        )
+    return sources
+
+
+class DeltaStream:
+    """Publishes a reply's pieces as deltas and keeps the text.
+
+    Pieces are sent without waiting for each acknowledgement (one producer and
+    one partition keep them in order), but `confirmed()` waits for all of them:
+    the completion travels another topic, and a client must never see a delta
+    after the reply it belongs to."""
+
+    def __init__(self, turn: TurnRequested, deltas: Publisher) -> None:
+        self.turn = turn
+        self.deltas = deltas
+        self.parts: list[str] = []
+        self._confirmations: list[Awaitable[Any]] = []
+
+    async def emit(self, piece: str) -> None:
+        delta = ReplyDeltaProduced(
+            **self.turn.caused(), reply_to=self.turn.message_id, index=len(self.parts), content=piece
+        )
+        self.parts.append(piece)
+        confirmation = await self.deltas.publish(delta, key=key_of(self.turn.session_id), no_confirm=True)
+        if confirmation is not None:
+            self._confirmations.append(confirmation)
+
+    async def emit_text(self, text: str) -> None:
+        for piece in pieces(text):
+            await self.emit(piece)
+
+    async def confirmed(self) -> None:
+        await asyncio.gather(*self._confirmations)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts).strip()
+
+
+class TurnAnswerer:
+    def __init__(
+        self,
+        *,
+        retriever: Retriever,
+        generator: Generator,
+        escalation: EscalationPolicy,
+        retrieval: RetrievalOptions,
+        escalate_on_no_answer: bool,
+        deltas: Publisher,
+        completions: Publisher,
+        metrics: AgentMetrics,
+    ) -> None:
+        self.retriever = retriever
+        self.generator = generator
+        self.escalation = escalation
+        self.retrieval = retrieval
+        self.escalate_on_no_answer = escalate_on_no_answer
+        self.deltas = deltas
+        self.completions = completions
+        self.metrics = metrics
+
+    async def retrieve(self, turn: TurnRequested) -> list[Hit]:
+        k, min_score = self.retrieval.search_k, self.retrieval.min_score
+        hits = await self.retriever.search(turn.content, k, min_score)
+        previous = [t.content for t in turn.history if t.role == "user"]
+        if not hits and previous:
+            # A follow-up ("and express?") only makes sense with the question before it.
+            hits = await self.retriever.search(f"{previous[-1]} {turn.content}", k, min_score)
+        return [h for h in hits if h.score >= hits[0].score - self.retrieval.relative_margin] if hits else []
+
+    def _escalation_reason(self, verdict: Verdict, hits: list[Hit]) -> str | None:
+        if verdict.reason is None and not hits and self.escalate_on_no_answer and self.escalation.enabled:
+            return "no relevant knowledge"
+        return verdict.reason
+
+    async def answer(self, turn: TurnRequested) -> None:
+        began = time.perf_counter()
+        verdict = self.escalation.assess(turn.content)
+        stream = DeltaStream(turn, self.deltas)
+        hits: list[Hit] = []
+        if verdict.human_requested:
+            await stream.emit_text(HANDOFF)
+        else:
+            hits = await self.retrieve(turn)
+            async for piece in self.generator.stream(turn.content, turn.history, hits):
+                await stream.emit(piece)
+        reason = self._escalation_reason(verdict, hits)
+        if reason is not None and not verdict.human_requested:
+            await stream.emit_text(f"\n\n{ESCALATION_NOTE}")
+        reply = Reply(
+            id=reply_id_for(turn.session_id, turn.message_id),
+            content=stream.text,
+            sources=sources_of(hits),
+            confidence=round(hits[0].score, 4) if hits else (1.0 if verdict.human_requested else 0.0),
+            escalated=reason is not None,
+        )
+        await stream.confirmed()
+        completed = ReplyCompleted(**turn.caused(), reply_to=turn.message_id, reply=reply, escalation_reason=reason)
+        await self.completions.publish(completed, key=key_of(turn.session_id))
+        self._observe(verdict, hits, reply, time.perf_counter() - began)
+
+    def _observe(self, verdict: Verdict, hits: list[Hit], reply: Reply, seconds: float) -> None:
+        outcome = "handoff" if verdict.human_requested else "answered" if hits else "no_answer"
+        self.metrics.answers.labels(outcome).inc()
+        if reply.escalated:
+            self.metrics.escalations.inc()
+        self.metrics.answer_seconds.observe(seconds)

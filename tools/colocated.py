@@ -1,0 +1,43 @@
+"""The agent and ingest workers in one process, sharing one knowledge base.
+
+Qdrant's embedded local mode admits one process per data folder, so on a
+single host without a Qdrant server (`make run`) the two workers share this
+process. The composition lives here, in the launcher: neither service knows
+the other. With QDRANT_URL set, run them as separate processes instead.
+
+    python tools/colocated.py
+"""
+
+import asyncio
+
+from redis.asyncio import Redis
+
+from supportdesk_agent.app import agent_component, build_llm_client
+from supportdesk_agent.settings import AgentSettings
+from supportdesk_ingest.app import ingest_component
+from supportdesk_ingest.settings import IngestSettings
+from supportdesk_knowledge.base import KnowledgeBase
+from supportdesk_platform.lifecycle import Service, serve_worker
+from supportdesk_platform.logs import configure_logging
+from supportdesk_platform.ops import Health
+
+
+async def run(agent: AgentSettings, ingest: IngestSettings) -> None:
+    kb = await KnowledgeBase.open(agent.knowledge)
+    redis = Redis.from_url(str(ingest.redis_url))
+    llm = build_llm_client(agent) if agent.llm_configured else None
+    health = Health("agent+ingest")
+    components = [agent_component(agent, kb, health.registry, llm), ingest_component(ingest, kb, redis)]
+    components[-1].closers += [kb.close, redis.aclose] + ([llm.close] if llm is not None else [])
+    # One broker for both: the agent's settings carry the shared Kafka ones.
+    await serve_worker(Service("agent+ingest", agent, health, components), agent)
+
+
+def main() -> None:
+    agent, ingest = AgentSettings(), IngestSettings()
+    configure_logging("agent+ingest", agent.log_level, agent.log_format)
+    asyncio.run(run(agent, ingest))
+
+
+if __name__ == "__main__":
+    main()
