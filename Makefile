@@ -3,46 +3,66 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-PIP := $(VENV)/bin/pip
 TORCH := torch==2.13.0
-STAMP := $(VENV)/.installed
+RUNTIME := $(VENV)/.runtime
+DEV := $(VENV)/.dev
+# Quiet installs: errors only, and no build-backend chatter from editable installs.
+PIP := PYTHONWARNINGS=ignore $(VENV)/bin/pip --disable-pip-version-check -qq
+PYTEST := HF_HUB_OFFLINE=1 $(PY) -m pytest
 
-.PHONY: install run test test-unit test-integration test-e2e lint format bench asyncapi clean
+.PHONY: install install-dev run test test-unit test-integration test-e2e system-packages lint format bench asyncapi clean
 
 # A CPU build of torch first (on these machines a local wheel): plain `torch`
 # would pull several GB of CUDA packages.
-$(STAMP): requirements-dev.txt $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet $(TORCH) $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
-	$(PIP) install --quiet -r requirements-dev.txt
-	touch $(STAMP)
+$(RUNTIME): requirements.txt $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)
+	@test -x $(PY) || { echo "==> creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo "==> installing torch (CPU build)"
+	@$(PIP) install $(TORCH) $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
+	@echo "==> installing SupportDesk and what it runs on"
+	@$(PIP) install -r requirements.txt
+	@touch $(RUNTIME)
 
-install: $(STAMP)
+# Test and lint tools, and the llama.cpp server the LLM tests run.
+$(DEV): $(RUNTIME) requirements-dev.txt
+	@echo "==> installing test and lint tools"
+	@$(PIP) install -r requirements-dev.txt
+	@touch $(DEV)
 
-run: install
-	HF_HUB_OFFLINE=1 $(PY) tools/devstack.py
+install: $(RUNTIME)
+install-dev: $(DEV)
 
-test: install
-	tools/install-system-packages.sh
-	HF_HUB_OFFLINE=1 $(PY) -m pytest
+run: $(RUNTIME)
+	@HF_HUB_OFFLINE=1 $(PY) tools/devstack.py
 
-test-unit: install
-	HF_HUB_OFFLINE=1 $(PY) -m pytest tests/unit
+# redis-server and Debian's Chromium, if missing (the tests start their own Redis).
+system-packages:
+	@tools/install-system-packages.sh
 
-bench: install
+test: $(DEV) system-packages
+	$(PYTEST)
+
+test-unit: $(DEV) system-packages
+	$(PYTEST) tests/unit
+
+test-integration: $(DEV) system-packages
+	$(PYTEST) tests/integration
+
+test-e2e: $(DEV) system-packages
+	$(PYTEST) tests/e2e
+
+bench: $(RUNTIME)
 	HF_HUB_OFFLINE=1 $(PY) tools/bench.py
 
-lint: install
+lint: $(DEV)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy libs services tools
 
-format: install
+format: $(DEV)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-asyncapi: install
+asyncapi: $(DEV)
 	$(PY) -m supportdesk_contracts.asyncapi > docs/asyncapi.json
 
 clean:

@@ -3,7 +3,9 @@ unless KAFKA_BOOTSTRAP_SERVERS points at one), Redis (the one at REDIS_URL, or
 a redis-server started here), and the services as separate processes.
 
 `make run` runs this; the end-to-end tests start the system through it too.
-The caller's environment passes through to every service.
+For `make run` the caller's environment passes through to every service; the
+tests pass an explicit one (`minimal_env`), so a variable in the developer's
+shell (an OPENAI_API_KEY, a QDRANT_PATH) cannot change what is tested.
 """
 
 import argparse
@@ -16,6 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -72,8 +75,30 @@ def start_tansu(address: str, log: IO[bytes] | None = None) -> subprocess.Popen[
     args = [tansu_binary(), "broker", "--listener-url", listener, "--advertised-listener-url", listener]
     args += ["--storage-engine", "memory://tansu/"]
     popen = subprocess.Popen(args, env=env, stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    wait_for(lambda: port_open(host, int(port)), 20, f"the broker on {address}")
+    try:
+        wait_for(lambda: port_open(host, int(port)), 20, f"the broker on {address}")
+    except StackError:
+        stop_process(popen)
+        raise
     return popen
+
+
+def stop_process(popen: subprocess.Popen[bytes], timeout: float = 20) -> int:
+    """SIGTERM, then SIGKILL after `timeout`; returns the exit code."""
+    if popen.poll() is None:
+        popen.send_signal(signal.SIGTERM)
+        try:
+            popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait()
+    return popen.returncode
+
+
+def minimal_env() -> dict[str, str]:
+    """Only what a process needs to run; no setting of ours."""
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+    return {k: os.environ[k] for k in keep if k in os.environ}
 
 
 @dataclass
@@ -82,6 +107,8 @@ class Process:
     popen: subprocess.Popen[bytes]
     ready_url: str | None = None
     log: IO[bytes] | None = None
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -96,6 +123,8 @@ class Stack:
     data_dir: Path = ROOT / ".run"
     ops_ports: dict[str, int] = field(default_factory=lambda: {"session": 8101, "agent": 8102, "ingest": 8103})
     extra_env: dict[str, str] = field(default_factory=dict)
+    base_env: dict[str, str] | None = None
+    """The environment services start from; None: this process's own (make run)."""
     log_dir: Path | None = None
     processes: list[Process] = field(default_factory=list)
 
@@ -110,7 +139,7 @@ class Stack:
     def _spawn(self, name: str, args: list[str], env: dict[str, str], ready_url: str | None = None) -> Process:
         out = self._log_file(name)
         popen = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT if out else None, cwd=ROOT)
-        process = Process(name, popen, ready_url, out)
+        process = Process(name, popen, ready_url, out, args, env)
         self.processes.append(process)
         return process
 
@@ -144,7 +173,7 @@ class Stack:
     # --- services ---------------------------------------------------------
 
     def service_env(self) -> dict[str, str]:
-        env = dict(os.environ)
+        env = dict(os.environ if self.base_env is None else self.base_env)
         env.update(
             {
                 "KAFKA_BOOTSTRAP_SERVERS": str(self.kafka_bootstrap),
@@ -183,21 +212,44 @@ class Stack:
 
     def wait_ready(self, timeout: float = 180) -> None:
         for process in self.processes:
-            if process.ready_url is None:
-                continue
+            self._wait_ready(process, timeout)
 
-            def ready(p: Process = process) -> bool:
-                if p.popen.poll() is not None:
-                    raise StackError(f"{p.name} exited with code {p.popen.returncode}")
-                return http_ok(str(p.ready_url))
+    @staticmethod
+    def _wait_ready(process: Process, timeout: float) -> None:
+        if process.ready_url is None:
+            return
 
-            wait_for(ready, timeout, f"{process.name} to be ready")
+        def ready() -> bool:
+            if process.popen.poll() is not None:
+                raise StackError(f"{process.name} exited with code {process.popen.returncode}")
+            return http_ok(str(process.ready_url))
 
-    def start(self) -> None:
+        wait_for(ready, timeout, f"{process.name} to be ready")
+
+    def process(self, name: str) -> Process:
+        return next(p for p in self.processes if p.name == name)
+
+    def restart(self, name: str, timeout: float = 180) -> Process:
+        """Starts a process again (after it stopped or was stopped) with the
+        same command and environment, and waits until it is ready."""
+        old = self.process(name)
+        stop_process(old.popen)
+        if old.log is not None:
+            old.log.close()
+        self.processes.remove(old)
+        new = self._spawn(name, old.args, old.env, old.ready_url)
+        self._wait_ready(new, timeout)
+        return new
+
+    def start(self, say: Callable[[str], None] = lambda line: None) -> None:
+        """Starts everything; `say` gets one line per step."""
         try:
             self.ensure_redis()
+            say(f"==> Redis at {self.redis_url}")
             self.start_broker()
+            say(f"==> Kafka-protocol broker at {self.kafka_bootstrap}")
             self.start_services()
+            say(f"==> starting {', '.join(p.name for p in self.processes if p.ready_url)}")
             self.wait_ready()
         except BaseException:
             self.stop()
@@ -206,13 +258,7 @@ class Stack:
     def stop(self, timeout: float = 20) -> None:
         """SIGTERM in reverse start order (gateways first, broker last)."""
         for process in reversed(self.processes):
-            if process.popen.poll() is None:
-                process.popen.send_signal(signal.SIGTERM)
-                try:
-                    process.popen.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    process.popen.kill()
-                    process.popen.wait()
+            stop_process(process.popen, timeout)
             if process.log is not None:
                 process.log.close()
         self.processes.clear()
@@ -236,8 +282,13 @@ def main() -> None:
     # Explicit handlers: a shell may start us with SIGINT ignored.
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+
+    def say(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
     try:
-        stack.start()
+        stack.start(say)
     except StackError as exc:
         sys.stderr.write(f"make run: {exc}\n")
         sys.exit(1)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from devstack import Stack, free_port
+from devstack import Stack, free_port, minimal_env
+from stacks import StackFactory
 
 ADMIN_KEY = "e2e-admin"
 
@@ -42,8 +43,15 @@ def new_stack(redis_url: str, data: Path, replicas: int, **env: str) -> Stack:
             "LOG_FORMAT": "json",
             **env,
         },
+        base_env=minimal_env(),
         log_dir=data / "logs",
     )
+
+
+@pytest.fixture(scope="session")
+def make_stack() -> StackFactory:
+    """For suites that need a system of their own (they stop its processes)."""
+    return new_stack
 
 
 @pytest.fixture(scope="session")

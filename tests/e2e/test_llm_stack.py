@@ -3,9 +3,9 @@ with SmolLM2-135M): streamed over SSE, with the passages' sources."""
 
 import httpx
 import pytest
-from sse import read_events
 
 from devstack import Stack
+from sse import read_events
 
 pytestmark = pytest.mark.e2e
 

@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from sse import read_events
 from websockets.asyncio.client import ClientConnection
 
 from devstack import Stack
+from sse import read_events
 
 pytestmark = pytest.mark.e2e
 
@@ -323,7 +323,7 @@ async def test_uploaded_document_is_indexed_and_answered_from(http: httpx.AsyncC
 async def test_operations_endpoints(stack: Stack, http: httpx.AsyncClient) -> None:
     ready = await http.get("/health/ready")
     assert ready.status_code == 200
-    assert set(ready.json()["checks"]) == {"kafka", "redis", "outbound_relay"}
+    assert set(ready.json()["checks"]) == {"kafka", "redis", "outbound_relay", "lifecycle"}
     assert (await http.get("/health")).json()["status"] == "alive"
     metrics = (await http.get("/metrics")).text
     assert 'supportdesk_gateway_messages_total{channel="rest"}' in metrics

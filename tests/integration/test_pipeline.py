@@ -11,6 +11,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from redis.asyncio import Redis
 
+from builders import BothOwners, session_store
 from supportdesk_agent.app import build_worker as build_agent
 from supportdesk_agent.settings import AgentSettings
 from supportdesk_contracts.events import MessageReceived
@@ -18,7 +19,6 @@ from supportdesk_knowledge.base import KnowledgeBase
 from supportdesk_knowledge.embedder import Embedder
 from supportdesk_knowledge.index import KnowledgeIndex, open_client
 from supportdesk_knowledge.settings import KnowledgeSettings
-from builders import BothOwners, session_store
 from supportdesk_platform.lifecycle import Service
 from supportdesk_session.app import build_worker as build_session
 from supportdesk_session.settings import SessionWorkerSettings
@@ -54,8 +54,9 @@ async def pipeline(
     await kb.add_document("d-ship", "Shipping information", "Standard shipping takes 3-5 business days.")
     agent_settings = AgentSettings(**common, consumer_group=f"{unique}-agent", knowledge=knowledge)
 
+    # Clients passed in stay the caller's: the workers use them, the test closes them.
     workers: list[Service] = [
-        build_session(session_settings, redis=Redis.from_url(redis_url)),
+        build_session(session_settings, redis=redis),
         await build_agent(agent_settings, knowledge=kb),
     ]
     probe = KafkaBroker(kafka_bootstrap)
@@ -76,6 +77,7 @@ async def pipeline(
     await probe.stop()
     for worker in workers:
         await worker.stop()
+    await kb.close()
 
 
 async def next_of(queue: asyncio.Queue[dict[str, Any]], event_type: str, timeout: float = 30) -> dict[str, Any]:

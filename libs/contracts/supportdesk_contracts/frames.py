@@ -29,7 +29,12 @@ class Frame(BaseModel):
 # --- client to server -------------------------------------------------------
 
 
-class MessageFrame(Frame):
+class ClientFrameBase(BaseModel):
+    # Unknown fields are ignored, so a newer client still talks to us.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class MessageFrame(ClientFrameBase):
     """A chat message. A repeated ``message_id`` is acknowledged again and answered once."""
 
     type: Literal["message"]
@@ -39,13 +44,13 @@ class MessageFrame(Frame):
     )
 
 
-class PingFrame(Frame):
+class PingFrame(ClientFrameBase):
     """Keep-alive; answered with ``pong``."""
 
     type: Literal["ping"]
 
 
-class ResumeFrame(Frame):
+class ResumeFrame(ClientFrameBase):
     """Asks for every frame with a ``seq`` above ``after_seq`` (after a reconnect)."""
 
     type: Literal["resume"]

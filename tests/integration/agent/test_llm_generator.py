@@ -24,7 +24,9 @@ async def collect(pieces: AsyncIterator[str]) -> list[str]:
 
 async def test_answers_stream_from_a_real_llm(llm_base_url: str, embedder: Any) -> None:
     client = AsyncOpenAI(base_url=llm_base_url, api_key="not-needed")
-    llm = LlmGenerator(client, "smollm2", ExtractiveGenerator(embedder), timeout_seconds=60, max_tokens=48, temperature=0)
+    llm = LlmGenerator(
+        client, "smollm2", ExtractiveGenerator(embedder), timeout_seconds=60, max_tokens=48, temperature=0
+    )
     history = [HistoryTurn(role="user", content="Hi"), HistoryTurn(role="assistant", content="Hello! How can I help?")]
     pieces = await collect(llm.stream("How long does standard shipping take?", history, [SHIPPING]))
     text = "".join(pieces)
@@ -36,7 +38,9 @@ async def test_answers_stream_from_a_real_llm(llm_base_url: str, embedder: Any) 
 
 async def test_with_nothing_relevant_the_llm_is_not_asked(llm_base_url: str, embedder: Any) -> None:
     client = AsyncOpenAI(base_url="http://127.0.0.1:9/v1", api_key="x", max_retries=0)  # would fail if called
-    llm = LlmGenerator(client, "smollm2", ExtractiveGenerator(embedder), timeout_seconds=5, max_tokens=48, temperature=0)
+    llm = LlmGenerator(
+        client, "smollm2", ExtractiveGenerator(embedder), timeout_seconds=5, max_tokens=48, temperature=0
+    )
     text = "".join(await collect(llm.stream("Do you sell bicycles?", [], [])))
     assert "couldn't find" in text
     await client.close()

@@ -7,8 +7,8 @@ import pytest
 from cryptography.fernet import Fernet
 from redis.asyncio import Redis
 
-from supportdesk_contracts.events import Reply
 from builders import BothOwners, session_store
+from supportdesk_contracts.events import Reply
 from supportdesk_sessions.cipher import SessionDecryptError
 
 pytestmark = pytest.mark.integration
@@ -51,8 +51,8 @@ async def test_recording_is_idempotent_and_seq_ordered(redis: Redis, unique: str
     assert {r.seq for r in results if r is not None} == {1}
     reply = Reply(id="r", content="hello", confidence=1.0)
     assert (await sessions.record_reply(sid, "same", reply)) is not None
-    assert [(f["type"], f["seq"]) for f in await sessions.frames_after(sid, 0)] == [("ack", 1), ("reply", 2)]
-    assert [f["seq"] for f in await sessions.frames_after(sid, 1)] == [2]
+    assert [(f.type, f.seq) for f in await sessions.frames_after(sid, 0)] == [("ack", 1), ("reply", 2)]
+    assert [f.seq for f in await sessions.frames_after(sid, 1)] == [2]
     assert await sessions.verify_token(sid, token)
     assert not await sessions.verify_token(sid, token + "x")
 

@@ -9,11 +9,11 @@ from openai import AsyncOpenAI
 from prometheus_client import CollectorRegistry
 
 from devstack import free_port
-from supportdesk_agent.generators import LLM_FALLBACK_NOTE, NO_ANSWER, ExtractiveGenerator, LlmGenerator
+from supportdesk_agent.answerer import HANDOFF, RetrievalOptions, TurnAnswerer
 from supportdesk_agent.escalation import EscalationPolicy
+from supportdesk_agent.generators import LLM_FALLBACK_NOTE, NO_ANSWER, ExtractiveGenerator, LlmGenerator
 from supportdesk_agent.metrics import AgentMetrics
 from supportdesk_agent.settings import DEFAULT_ESCALATION_KEYWORDS
-from supportdesk_agent.answerer import HANDOFF, RetrievalOptions, TurnAnswerer
 from supportdesk_contracts.events import HistoryTurn, ReplyCompleted, ReplyDeltaProduced, TurnRequested
 from supportdesk_knowledge.index import Hit
 

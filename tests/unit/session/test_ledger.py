@@ -8,12 +8,16 @@ from typing import Any
 import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from pydantic import TypeAdapter
 from redis.asyncio import Redis
 
-from supportdesk_contracts.events import MessageReceived, Reply, ReplyCompleted, Source
 from builders import BothOwners, session_store
+from supportdesk_contracts.events import MessageReceived, OutboundEvent, Reply, ReplyCompleted, Source
+from supportdesk_contracts.frames import frame_of
 from supportdesk_session.handlers import build_router
 from supportdesk_session.settings import SessionWorkerSettings
+
+OUTBOUND = TypeAdapter[OutboundEvent](OutboundEvent)
 
 
 class Harness:
@@ -151,3 +155,22 @@ async def test_sources_survive_the_round_trip(harness: Harness) -> None:
     history = await harness.store.history(sid)
     assert history[1]["sources"][0]["document_id"] == "d1"
     assert json.dumps(history)  # stored history is plain JSON after decryption
+
+
+async def test_replayed_frames_equal_the_live_ones_field_by_field(harness: Harness) -> None:
+    """What a resuming client gets from the frame log is exactly what a
+    connected client got live, for every frame type that is logged."""
+    record, _ = await harness.store.create(None)
+    sid, inbound = record.session_id, harness.settings.topics.chat_inbound
+    await harness.broker.publish(received(sid, "m1", "I will sue you"), inbound)
+    source = Source(document_id="d1", title="Shipping", snippet="3-5 days", score=0.7)
+    reply = Reply(id="r1", content="Connecting you.", confidence=0.7, sources=[source], escalated=True)
+    await harness.broker.publish(
+        ReplyCompleted(session_id=sid, reply_to="m1", reply=reply, escalation_reason="keywords: sue"), inbound
+    )
+    live = [frame_of(OUTBOUND.validate_python(e)) for e in harness.seen["outbound"]]
+    replayed = await harness.store.frames_after(sid, 0)
+    assert [f.type for f in live] == ["ack", "reply", "escalated"]
+    assert [f.model_dump() for f in replayed] == [f.model_dump() for f in live]
+    # And as the client reads them: the same JSON text.
+    assert [f.model_dump_json() for f in replayed] == [f.model_dump_json() for f in live]
