@@ -318,9 +318,27 @@ async def test_uploaded_document_is_indexed_and_answered_from(http: httpx.AsyncC
     async with asyncio.timeout(30):
         while (await http.get(f"/api/v1/documents/{document_id}", headers=admin)).status_code != 404:
             await asyncio.sleep(0.2)
+    # Its chunks left the index: the same question no longer cites it.
+    after = (
+        await http.post(
+            f"/api/v1/sessions/{session['session_id']}/messages",
+            json={"content": "Do gift cards expire?"},
+            headers=auth(session),
+        )
+    ).json()["reply"]
+    assert document_id not in [s["document_id"] for s in after["sources"]]
+    assert "never expire" not in after["content"]
 
 
 async def test_operations_endpoints(stack: Stack, http: httpx.AsyncClient) -> None:
+    # Its own traffic first, so the counters below exist whatever ran before.
+    session = await new_session(http)
+    turn = await http.post(
+        f"/api/v1/sessions/{session['session_id']}/messages",
+        json={"content": "How long does standard shipping take?"},
+        headers=auth(session),
+    )
+    assert turn.status_code == 200
     ready = await http.get("/health/ready")
     assert ready.status_code == 200
     assert set(ready.json()["checks"]) == {"kafka", "redis", "outbound_relay", "lifecycle"}
