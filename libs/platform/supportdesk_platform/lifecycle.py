@@ -167,7 +167,10 @@ async def serve(service: Service, app: ASGIApp, host: str, port: int, **uvicorn_
             host=host,
             port=port,
             lifespan="off",
+            # Our logging setup, uvicorn's levels: warnings and errors only
+            # (one access line per probe is noise).
             log_config=None,
+            log_level="warning",
             timeout_graceful_shutdown=int(service.settings.shutdown_drain_seconds),
             **uvicorn_options,
         )

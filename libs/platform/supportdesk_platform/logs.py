@@ -15,7 +15,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 
 # Attributes a LogRecord always has; anything else was passed in `extra=`.
-_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+# uvicorn adds `color_message`, the same text with terminal colours.
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName", "color_message"}
 
 _session_id: ContextVar[str | None] = ContextVar("session_id", default=None)
 _correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)

@@ -81,13 +81,7 @@ class SessionLedger:
         )
 
     def _recorded_from_frame(self, cause: MessageReceived | ReplyCompleted, frame: ReplyFrame) -> ReplyRecorded:
-        reply = Reply(
-            id=frame.message_id,
-            content=frame.content,
-            sources=frame.sources,
-            confidence=frame.confidence,
-            escalated=frame.escalated,
-        )
+        reply = Reply.model_validate({**frame.model_dump(), "id": frame.message_id})
         return ReplyRecorded(**cause.caused(), reply_to=frame.reply_to, reply=reply, role=frame.role, seq=frame.seq)
 
     async def reply_completed(self, event: ReplyCompleted) -> None:

@@ -56,14 +56,7 @@ class ReplyOut(BaseModel):
 
     @classmethod
     def from_frame(cls, frame: ReplyFrame) -> "ReplyOut":
-        return cls(
-            id=frame.message_id,
-            role=frame.role,
-            content=frame.content,
-            sources=frame.sources,
-            confidence=frame.confidence,
-            escalated=frame.escalated,
-        )
+        return cls.model_validate({**frame.model_dump(), "id": frame.message_id})
 
 
 class MessageOut(BaseModel):
