@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from devstack import free_port, http_ok, port_open, start_tansu, wait_for
+from devstack import free_port, http_ok, port_open, start_tansu, stop_process, wait_for
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -27,19 +27,21 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         cwd=tmp_path_factory.mktemp("redis"),
         stdout=subprocess.DEVNULL,
     )
-    wait_for(lambda: port_open("127.0.0.1", port), 10, "redis-server")
-    yield f"redis://127.0.0.1:{port}/0"
-    process.terminate()
-    process.wait(10)
+    try:
+        wait_for(lambda: port_open("127.0.0.1", port), 10, "redis-server")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:  # also when start-up timed out: no process outlives the tests
+        stop_process(process)
 
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     address = f"127.0.0.1:{free_port()}"
-    process = start_tansu(address)
-    yield address
-    process.terminate()
-    process.wait(10)
+    process = start_tansu(address)  # stops its process itself if it never listens
+    try:
+        yield address
+    finally:
+        stop_process(process)
 
 
 @pytest.fixture
@@ -85,8 +87,9 @@ def llm_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     args = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port", str(port)]
     args += ["--n_ctx", "2048", "--model_alias", "smollm2"]
     process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-    wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/v1/models"), 120, "the llama.cpp server")
-    yield f"http://127.0.0.1:{port}/v1"
-    process.terminate()
-    process.wait(10)
-    log.close()
+    try:
+        wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/v1/models"), 120, "the llama.cpp server")
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        stop_process(process)
+        log.close()

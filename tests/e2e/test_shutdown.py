@@ -36,8 +36,9 @@ async def test_sigterm_closes_sockets_with_going_away(stack: Stack) -> None:
                     await ws.recv()
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 1001
-        # uvicorn re-raises the captured SIGTERM once its shutdown is done.
-        assert await asyncio.to_thread(gateway.wait, 20) in (0, -signal.SIGTERM)
+        # A stop on SIGTERM is the normal path: exit code 0 (uvicorn alone
+        # would re-raise the signal and die of it).
+        assert await asyncio.to_thread(gateway.wait, 20) == 0
     finally:
         if gateway.poll() is None:
             gateway.kill()
