@@ -7,7 +7,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from supportdesk_contracts.events import MessageAccepted, Reply, ReplyRecorded, Role, SessionEscalated
-from supportdesk_contracts.frames import AckFrame, EscalatedFrame, LoggedFrame, ReplyFrame, ServerFrame, frame_of
+from supportdesk_contracts.frames import LoggedFrame, ServerFrame, frame_of
 from supportdesk_platform.redis_values import as_text
 from supportdesk_sessions.cipher import SessionCipher
 from supportdesk_sessions.records import Recorded, utcnow
@@ -46,7 +46,7 @@ UNASSIGNED_SEQ = 0
 
 
 def _logged(frame: ServerFrame) -> LoggedFrame:
-    if not isinstance(frame, AckFrame | ReplyFrame | EscalatedFrame):
+    if not isinstance(frame, LoggedFrame):
         raise TypeError(f"{frame.type} frames are not kept in the frame log")
     return frame
 

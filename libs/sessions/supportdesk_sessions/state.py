@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from supportdesk_contracts.frames import SERVER_FRAME, AckFrame, EscalatedFrame, LoggedFrame, ReplyFrame
+from supportdesk_contracts.frames import SERVER_FRAME, LoggedFrame, ReplyFrame
 from supportdesk_platform.redis_values import as_text
 from supportdesk_sessions.cipher import SessionCipher
 from supportdesk_sessions.keys import SessionKeys, hash_token, user_key
@@ -38,7 +38,7 @@ class SessionState:
             frame = SERVER_FRAME.validate_python({**self.cipher.decrypt(raw), "seq": seq})
         except ValidationError as exc:
             raise CorruptFrame(f"stored frame {seq} is not a valid frame") from exc
-        if not isinstance(frame, AckFrame | ReplyFrame | EscalatedFrame):
+        if not isinstance(frame, LoggedFrame):
             raise CorruptFrame(f"stored frame {seq} is a {frame.type} frame, which is never logged")
         return frame
 
