@@ -3,10 +3,10 @@
 from redis.asyncio import Redis
 
 from supportdesk_contracts.events import MessageReceived
-from supportdesk_platform.settings import DEVELOPMENT_ENCRYPTION_KEY
 from supportdesk_sessions.access import GatewaySessions
 from supportdesk_sessions.cipher import SessionCipher
 from supportdesk_sessions.recorder import SessionRecorder
+from supportdesk_sessions.settings import DEVELOPMENT_ENCRYPTION_KEY
 
 
 class BothOwners(GatewaySessions, SessionRecorder):

@@ -22,15 +22,19 @@ from supportdesk_platform.logs import configure_logging
 from supportdesk_platform.ops import Health
 
 
-async def run(agent: AgentSettings, ingest: IngestSettings) -> None:
+async def build(agent: AgentSettings, ingest: IngestSettings, health: Health) -> Service:
     kb = await KnowledgeBase.open(agent.knowledge)
     redis = Redis.from_url(str(ingest.redis_url))
     llm = build_llm_client(agent) if agent.llm_configured else None
-    health = Health("agent+ingest")
     components = [agent_component(agent, kb, health.registry, llm), ingest_component(ingest, kb, redis)]
     components[-1].closers += [kb.close, redis.aclose] + ([llm.close] if llm is not None else [])
     # One broker for both: the agent's settings carry the shared Kafka ones.
-    await serve_worker(Service("agent+ingest", agent, health, components), agent)
+    return Service("agent+ingest", agent, health, components)
+
+
+async def run(agent: AgentSettings, ingest: IngestSettings) -> None:
+    health = Health("agent+ingest")
+    await serve_worker(agent, health, build(agent, ingest, health))
 
 
 def main() -> None:

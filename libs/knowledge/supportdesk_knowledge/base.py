@@ -1,5 +1,6 @@
 """The knowledge base: embedder plus index, opened once per process."""
 
+import asyncio
 from dataclasses import dataclass
 
 from supportdesk_knowledge.chunking import chunk_text
@@ -16,7 +17,11 @@ class KnowledgeBase:
 
     @classmethod
     async def open(cls, settings: KnowledgeSettings) -> "KnowledgeBase":
-        embedder = Embedder(settings.embedding_model_path, settings.embedding_batch_size)
+        # Loading the model takes seconds; off the event loop, the process
+        # keeps answering its liveness and start-up probes meanwhile.
+        embedder = await asyncio.to_thread(
+            Embedder, settings.embedding_model_path, settings.embedding_batch_size, settings.torch_num_threads
+        )
         index = KnowledgeIndex(
             open_client(settings), settings.qdrant_collection, embedder.dimension, server=bool(settings.qdrant_url)
         )

@@ -5,6 +5,7 @@ import os
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 from sentence_transformers import SentenceTransformer
 
 
@@ -15,9 +16,13 @@ def packaged_model_path() -> str:
 
 
 class Embedder:
-    def __init__(self, model_path: str | None = None, batch_size: int = 32) -> None:
+    def __init__(self, model_path: str | None = None, batch_size: int = 32, threads: int | None = None) -> None:
         # Never reach for a model hub at run time: the machine may be offline.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        if threads is not None:
+            # In a container torch sees the node's cores, not the pod's CPU
+            # limit, and oversubscribes them.
+            torch.set_num_threads(threads)
         self.model = SentenceTransformer(model_path or packaged_model_path(), device="cpu")
         self.batch_size = batch_size
         dimension = self.model.get_embedding_dimension()

@@ -3,9 +3,11 @@ a Qdrant server when a URL is given; the code is the same."""
 
 import uuid
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 from qdrant_client import AsyncQdrantClient, models
+from qdrant_client.http.exceptions import UnexpectedResponse
 
 from supportdesk_knowledge.settings import KnowledgeSettings
 
@@ -50,10 +52,16 @@ class KnowledgeIndex:
     async def ensure_collection(self) -> None:
         if await self.client.collection_exists(self.collection):
             return
-        await self.client.create_collection(
-            self.collection,
-            vectors_config=models.VectorParams(size=self.dimension, distance=models.Distance.COSINE),
-        )
+        try:
+            await self.client.create_collection(
+                self.collection,
+                vectors_config=models.VectorParams(size=self.dimension, distance=models.Distance.COSINE),
+            )
+        except UnexpectedResponse as exc:
+            # Two pods starting at once both find no collection; the server
+            # creates it for one and answers 409 to the other, which is fine.
+            if exc.status_code != HTTPStatus.CONFLICT:
+                raise
         if self.server:  # local mode ignores payload indexes (and warns)
             await self.client.create_payload_index(
                 self.collection, "document_id", field_schema=models.PayloadSchemaType.KEYWORD

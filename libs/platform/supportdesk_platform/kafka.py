@@ -7,15 +7,19 @@ broker and on Apache Kafka.
 
 import asyncio
 import logging
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, for_code
+from aiokafka.helpers import create_ssl_context
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.kafka.security import parse_security
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from prometheus_client import CollectorRegistry
 from pydantic import TypeAdapter, ValidationError
 from redis.exceptions import RedisError
@@ -37,7 +41,44 @@ DEAD_LETTER_PAYLOAD_CHARS = 100_000
 
 
 class TopicProvisioningError(RuntimeError):
-    """The broker refused to create a topic for a reason other than 'exists'."""
+    """The topics could not be made ready: the broker refused to create one,
+    or Kafka or the topics were still missing when the wait ran out."""
+
+
+class _NotYet(Exception):
+    """A retryable step of provisioning: Kafka or a topic is not there yet."""
+
+
+def kafka_security(settings: ServiceSettings) -> BaseSecurity | None:
+    """TLS and SASL as configured, in FastStream's terms (None: plaintext)."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    ssl_context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        key_password = settings.kafka_ssl_key_password
+        ssl_context = create_ssl_context(
+            cafile=settings.kafka_ssl_cafile,
+            certfile=settings.kafka_ssl_certfile,
+            keyfile=settings.kafka_ssl_keyfile,
+            password=key_password.get_secret_value() if key_password else None,
+        )
+    if protocol == "SSL":
+        return BaseSecurity(ssl_context=ssl_context, use_ssl=True)
+    sasl = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
+    password = settings.kafka_sasl_password
+    return sasl[settings.kafka_sasl_mechanism](
+        settings.kafka_sasl_username or "",
+        password.get_secret_value() if password else "",
+        ssl_context=ssl_context,
+        use_ssl=ssl_context is not None,
+    )
+
+
+def kafka_client_options(settings: ServiceSettings) -> dict[str, Any]:
+    """The same security as keyword arguments of a plain aiokafka client
+    (the admin client, a tool's consumer)."""
+    return parse_security(kafka_security(settings))
 
 
 def build_broker(settings: ServiceSettings, client_id: str, registry: CollectorRegistry) -> KafkaBroker:
@@ -45,6 +86,7 @@ def build_broker(settings: ServiceSettings, client_id: str, registry: CollectorR
     return KafkaBroker(
         settings.kafka_bootstrap_servers,
         client_id=client_id,
+        security=kafka_security(settings),
         # Topics are created explicitly with the configured partition count;
         # auto-creation would give whatever the broker's default is.
         allow_auto_create_topics=False,
@@ -76,25 +118,68 @@ class TopicProvisioner(Protocol):
 
 
 class KafkaTopicProvisioner:
-    """Creates topics through the Kafka admin API; existing ones are left alone."""
+    """Makes sure the topics exist before the service consumes or publishes.
 
-    def __init__(self, settings: ServiceSettings) -> None:
-        self.bootstrap = settings.kafka_bootstrap_servers
-        self.partitions = settings.kafka_partitions
-        self.replication_factor = settings.kafka_replication_factor
+    With `create` (KAFKA_CREATE_TOPICS, the default) missing topics are made
+    with the configured partitions, replication and retention; existing ones
+    are left alone. Without it (topics made by a Job or Strimzi), it waits for
+    them. Either way a broker that is still coming up is retried with
+    backoff and jitter until KAFKA_PROVISION_TIMEOUT_SECONDS, instead of the
+    process crash-looping.
+    """
+
+    MAX_BACKOFF_SECONDS = 10.0
+
+    def __init__(self, settings: ServiceSettings, *, create: bool | None = None) -> None:
+        self.settings = settings
+        self.create = settings.kafka_create_topics if create is None else create
 
     async def ensure(self, topics: Sequence[str]) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.kafka_provision_timeout_seconds
+        backoff = 0.5
+        while True:
+            try:
+                await self._ensure_once(topics)
+                return
+            except (_NotYet, KafkaConnectionError, KafkaTimeoutError) as exc:
+                if loop.time() + backoff > deadline:
+                    raise TopicProvisioningError(
+                        f"topics not ready after {self.settings.kafka_provision_timeout_seconds:.0f} s: {exc}"
+                    ) from exc
+                log.warning("kafka not ready (%s); retrying in %.1f s", exc, backoff)
+                await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
+                backoff = min(backoff * 2, self.MAX_BACKOFF_SECONDS)
+
+    async def _ensure_once(self, topics: Sequence[str]) -> None:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            client_id="supportdesk-provisioner",
+            **kafka_client_options(self.settings),
+        )
         await admin.start()
         try:
+            if not self.create:
+                missing = set(topics) - set(await admin.list_topics())
+                if missing:
+                    raise _NotYet(f"waiting for topics {sorted(missing)} (KAFKA_CREATE_TOPICS=false)")
+                return
+            config = {"retention.ms": str(self.settings.kafka_retention_ms)}
             response = await admin.create_topics(
-                [NewTopic(name, self.partitions, self.replication_factor) for name in topics]
+                [
+                    NewTopic(name, self.settings.kafka_partitions, self.settings.kafka_replication_factor, None, config)
+                    for name in topics
+                ]
             )
         finally:
             await admin.close()
         for topic, code, message in response.topic_errors:
-            if code not in (0, TOPIC_ALREADY_EXISTS):
-                raise TopicProvisioningError(f"cannot create topic {topic}: {code} {message}")
+            if code in (0, TOPIC_ALREADY_EXISTS):
+                continue
+            error = for_code(code)
+            if error.retriable:  # e.g. no controller elected yet
+                raise _NotYet(f"{topic}: {error.__name__}")
+            raise TopicProvisioningError(f"cannot create topic {topic}: {code} {message}")
 
 
 class NoProvisioning:

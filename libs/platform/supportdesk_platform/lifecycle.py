@@ -154,51 +154,107 @@ class _HttpServer(uvicorn.Server):
         yield
 
 
-async def serve(service: Service, app: ASGIApp, host: str, port: int, **uvicorn_options: Any) -> None:
-    """Run `service` behind `app` until SIGTERM or SIGINT, then stop it
-    gracefully (see the module's docstring). Returns normally: exit code 0."""
+@dataclass(frozen=True)
+class Listener:
+    """One HTTP app on one address: the API, or the ops endpoints.
+
+    An API stops taking requests before the service stops (its in-flight
+    requests wait on replies the broker still delivers); ops endpoints
+    (`probes=True`) stay up until the service has stopped, so readiness says
+    503 "draining" for the whole drain, as an orchestrator expects to see.
+    """
+
+    app: ASGIApp
+    host: str
+    port: int
+    options: dict[str, Any] = field(default_factory=dict)
+    probes: bool = False
+
+    def server(self, drain_seconds: float) -> _HttpServer:
+        return _HttpServer(
+            uvicorn.Config(
+                self.app,
+                host=self.host,
+                port=self.port,
+                lifespan="off",
+                # Our logging setup, uvicorn's levels: warnings and errors only
+                # (one access line per probe is noise).
+                log_config=None,
+                log_level="warning",
+                timeout_graceful_shutdown=int(drain_seconds),
+                **self.options,
+            )
+        )
+
+
+async def serve(
+    service: Service | Awaitable[Service], listeners: Sequence[Listener], settings: ServiceSettings
+) -> None:
+    """Serve `listeners` and run the service until SIGTERM or SIGINT, then
+    stop it gracefully (see the module's docstring). Returns normally: exit
+    code 0.
+
+    `service` may still be in the making (a worker loading its embedding
+    model): the HTTP side starts first, so liveness and start-up probes get
+    answers while it loads, provisions topics and joins its groups.
+    """
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    server = _HttpServer(
-        uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            lifespan="off",
-            # Our logging setup, uvicorn's levels: warnings and errors only
-            # (one access line per probe is noise).
-            log_config=None,
-            log_level="warning",
-            timeout_graceful_shutdown=int(service.settings.shutdown_drain_seconds),
-            **uvicorn_options,
-        )
-    )
-    # The HTTP side starts first, so probes get answers (unready) while the
-    # service provisions topics and joins its groups.
-    serving = asyncio.create_task(server.serve(), name="http")
-    starting = asyncio.create_task(service.start(), name="start")
+    drain_seconds = settings.shutdown_drain_seconds
+    servers = [listener.server(drain_seconds) for listener in listeners]
+    serving = [asyncio.create_task(server.serve(), name=f"http:{server.config.port}") for server in servers]
     signalled = asyncio.create_task(stopping.wait(), name="signal")
+    starting = asyncio.create_task(_build_and_start(service), name="start")
+    running: Service | None = None
     try:
-        done, _ = await asyncio.wait({starting, signalled, serving}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({starting, signalled, *serving}, return_when=asyncio.FIRST_COMPLETED)
         if starting in done:
-            starting.result()  # a failed start is an error exit, not a quiet one
-            await asyncio.wait({signalled, serving}, return_when=asyncio.FIRST_COMPLETED)
-        log.info("stopping", extra={"service": service.name, "signal": stopping.is_set()})
+            running = starting.result()  # a failed start is an error exit, not a quiet one
+            await asyncio.wait({signalled, *serving}, return_when=asyncio.FIRST_COMPLETED)
+        log.info("stopping", extra={"signal": stopping.is_set()})
     finally:
         for task in (starting, signalled):
             task.cancel()
-        await service.drain()
-        # Stops accepting connections and waits for in-flight requests
-        # (at most the drain time) while the broker still delivers replies.
-        server.should_exit = True
-        await serving
-        await service.stop()
+        if running is None and isinstance(service, Service):
+            running = service
+        if running is not None:
+            await running.drain()
+        # APIs stop accepting connections and wait for in-flight requests
+        # (at most the drain time) while the broker still delivers replies;
+        # then the service stops; the probes go last.
+        first = [i for i, listener in enumerate(listeners) if not listener.probes]
+        last = [i for i, listener in enumerate(listeners) if listener.probes]
+        for group in (first, last):
+            for i in group:
+                servers[i].should_exit = True
+            await asyncio.gather(*(serving[i] for i in group))
+            if group is first and running is not None:
+                await running.stop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
 
 
-async def serve_worker(service: Service, settings: WorkerSettings) -> None:
-    """A worker's process: its service behind its ops endpoints."""
-    await serve(service, ops_app(service.health), settings.ops_host, settings.ops_port)
+async def _build_and_start(service: Service | Awaitable[Service]) -> Service:
+    built = service if isinstance(service, Service) else await service
+    await built.start()
+    return built
+
+
+def loading(health: Health) -> None:
+    """Readiness of a service still being built: /health answers, /health/ready
+    says 503 "loading" until the Service takes over the checks."""
+
+    async def not_yet() -> bool:
+        return False
+
+    health.checks["lifecycle"] = not_yet
+    health.details["phase"] = lambda: "loading"
+
+
+async def serve_worker(settings: WorkerSettings, health: Health, build: Awaitable[Service]) -> None:
+    """A worker's process: its ops endpoints at once, then its service (built
+    by `build`, which reports to `health`) behind them."""
+    loading(health)
+    await serve(build, [Listener(ops_app(health), settings.ops_host, settings.ops_port, probes=True)], settings)

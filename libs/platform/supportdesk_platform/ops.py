@@ -57,7 +57,9 @@ class Health:
         return dict(zip(names, results, strict=True))
 
 
-def ops_router(health: Health) -> APIRouter:
+def ops_router(health: Health, *, internals: bool = True) -> APIRouter:
+    """The probes, and with `internals` the diagnostics and metrics, which
+    say more about the deployment than the public internet should see."""
     router = APIRouter(tags=["operations"])
 
     @router.get("/health")
@@ -72,6 +74,9 @@ def ops_router(health: Health) -> APIRouter:
             {"status": "ready" if ok else "not_ready", "service": health.service, "checks": checks},
             status_code=200 if ok else 503,
         )
+
+    if not internals:
+        return router
 
     @router.get("/health/diagnostics")
     async def diagnostics() -> dict[str, Any]:

@@ -9,13 +9,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from supportdesk_contracts.topics import Topics
 
-# A fixed key so that several local processes can read each other's encrypted
-# session state without configuration. Refused outside development.
-DEVELOPMENT_ENCRYPTION_KEY = "c3VwcG9ydGRlc2stZGV2ZWxvcG1lbnQta2V5LTAwMDA="
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
 class ServiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True, populate_by_name=True)
+    # env_ignore_empty: `NAME=` (an env file's way of saying "default") means
+    # the default, not an empty string that fails to parse as a bool or number.
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", frozen=True, populate_by_name=True, env_ignore_empty=True
+    )
 
     environment: Literal["development", "test", "production"] = "development"
     log_level: str = "INFO"
@@ -33,6 +36,26 @@ class ServiceSettings(BaseSettings):
     # (heartbeats every 2 s) on a loaded two-core host.
     kafka_session_timeout_ms: int = Field(default=6000, ge=1000)
     kafka_heartbeat_interval_ms: int = Field(default=2000, ge=100)
+    kafka_create_topics: bool = Field(
+        default=True,
+        description="Create missing topics at start-up; when false, wait for them (made by a Job or Strimzi).",
+    )
+    kafka_retention_ms: int = Field(
+        default=7 * 24 * 3600 * 1000, ge=60_000, description="retention.ms of the topics this service creates."
+    )
+    kafka_provision_timeout_seconds: float = Field(
+        default=180, gt=0, description="How long start-up waits for Kafka and the topics, retrying with backoff."
+    )
+    # Every managed Kafka needs these; they reach the producer, the consumers
+    # and the admin client alike.
+    kafka_security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: KafkaSaslMechanism = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: str | None = Field(default=None, description="CA bundle; the system's when unset.")
+    kafka_ssl_certfile: str | None = Field(default=None, description="Client certificate (mutual TLS).")
+    kafka_ssl_keyfile: str | None = None
+    kafka_ssl_key_password: SecretStr | None = None
 
     redis_url: RedisDsn = RedisDsn("redis://127.0.0.1:6379/0")
     redis_key_prefix: str = "sd"
@@ -43,28 +66,19 @@ class ServiceSettings(BaseSettings):
         description="On SIGTERM, how long in-flight work (a turn, an LLM call, a REST wait) may take to finish.",
     )
 
-    session_timeout_minutes: float = Field(default=30, gt=0)
-    # Comma-separated Fernet keys: the first encrypts, all decrypt (rotation).
-    session_encryption_keys: SecretStr = SecretStr("")
-
     @property
     def topics(self) -> Topics:
         return Topics(prefix=self.kafka_topic_prefix)
 
-    @property
-    def session_ttl_seconds(self) -> int:
-        return max(1, int(self.session_timeout_minutes * 60))
-
-    @property
-    def encryption_keys(self) -> list[str]:
-        raw = self.session_encryption_keys.get_secret_value()
-        keys = [k.strip() for k in raw.split(",") if k.strip()]
-        return keys or [DEVELOPMENT_ENCRYPTION_KEY]
-
     @model_validator(mode="after")
-    def _refuse_development_secrets(self) -> Self:
-        if self.environment == "production" and DEVELOPMENT_ENCRYPTION_KEY in self.encryption_keys:
-            raise ValueError("SESSION_ENCRYPTION_KEYS must be set to real keys in production")
+    def _check_kafka_credentials(self) -> Self:
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={self.kafka_security_protocol}"
+                " needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+            )
         return self
 
 

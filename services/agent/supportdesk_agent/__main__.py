@@ -4,10 +4,12 @@ from supportdesk_agent.app import build_worker
 from supportdesk_agent.settings import AgentSettings
 from supportdesk_platform.lifecycle import serve_worker
 from supportdesk_platform.logs import configure_logging
+from supportdesk_platform.ops import Health
 
 
 async def run(settings: AgentSettings) -> None:
-    await serve_worker(await build_worker(settings), settings)
+    health = Health("agent")
+    await serve_worker(settings, health, build_worker(settings, health=health))
 
 
 def main() -> None:

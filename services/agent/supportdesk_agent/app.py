@@ -65,6 +65,7 @@ async def build_worker(
     llm: AsyncOpenAI | None = None,
     broker: KafkaBroker | None = None,
     provisioner: TopicProvisioner | None = None,
+    health: Health | None = None,
 ) -> Service:
     """The agent worker; clients not passed in are created from `settings`
     (and then closed by the worker when it stops). The LLM client is created
@@ -72,7 +73,7 @@ async def build_worker(
     kb = knowledge or await KnowledgeBase.open(settings.knowledge)
     own_llm = llm is None and settings.llm_configured
     client = build_llm_client(settings) if own_llm else llm
-    health = Health("agent")
+    health = health or Health("agent")
     component = agent_component(settings, kb, health.registry, client)
     if knowledge is None:
         component.closers.append(kb.close)

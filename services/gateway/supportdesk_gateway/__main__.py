@@ -2,8 +2,9 @@ import asyncio
 
 from supportdesk_gateway.app import build_gateway
 from supportdesk_gateway.settings import GatewaySettings
-from supportdesk_platform.lifecycle import serve
+from supportdesk_platform.lifecycle import Listener, serve
 from supportdesk_platform.logs import configure_logging
+from supportdesk_platform.ops import ops_app
 
 # Above the 64 KiB frame limit the socket answers with an error frame; far
 # above it, uvicorn closes the socket (1009) before reading it whole.
@@ -14,9 +15,12 @@ def main() -> None:
     settings = GatewaySettings()
     configure_logging("gateway", settings.log_level, settings.log_format)
     gateway = build_gateway(settings)
-    asyncio.run(
-        serve(gateway.service, gateway.app, settings.gateway_host, settings.gateway_port, ws_max_size=WS_MAX_SIZE)
-    )
+    listeners = [Listener(gateway.app, settings.gateway_host, settings.gateway_port, {"ws_max_size": WS_MAX_SIZE})]
+    if settings.gateway_ops_port is not None:
+        listeners.append(
+            Listener(ops_app(gateway.service.health), settings.ops_host, settings.gateway_ops_port, probes=True)
+        )
+    asyncio.run(serve(gateway.service, listeners, settings))
 
 
 if __name__ == "__main__":

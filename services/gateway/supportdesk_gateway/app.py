@@ -96,7 +96,8 @@ def create_app(context: GatewayContext, health: Health) -> FastAPI:
     app.state.context = context
     for module in (meta, sessions, messages, documents, ws):
         app.include_router(module.router)
-    app.include_router(ops_router(health))
+    # With an ops port of its own, metrics and diagnostics leave the public port.
+    app.include_router(ops_router(health, internals=context.settings.gateway_ops_port is None))
 
     @app.exception_handler(RedisError)
     @app.exception_handler(KafkaError)

@@ -3,14 +3,19 @@ from typing import Self
 
 from pydantic import Field, SecretStr, model_validator
 
-from supportdesk_platform.settings import ServiceSettings
+from supportdesk_sessions.settings import SessionStateSettings
 
 DEVELOPMENT_ADMIN_KEY = "dev-admin-key"
 
 
-class GatewaySettings(ServiceSettings):
+class GatewaySettings(SessionStateSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
+    gateway_ops_port: int | None = Field(
+        default=None,
+        description="Serve /metrics and /health/diagnostics on this port (on OPS_HOST) instead of the public API port.",
+    )
+    ops_host: str = "127.0.0.1"
     gateway_id: str = Field(default="", description="Replica name in logs and events; host:port when unset.")
     admin_api_key: SecretStr = SecretStr(DEVELOPMENT_ADMIN_KEY)
     reply_timeout_seconds: float = Field(default=60, gt=0)
@@ -27,6 +32,9 @@ class GatewaySettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _refuse_development_admin_key(self) -> Self:
-        if self.environment == "production" and self.admin_api_key.get_secret_value() == DEVELOPMENT_ADMIN_KEY:
-            raise ValueError("ADMIN_API_KEY must be set in production")
+        if self.environment != "development" and self.admin_api_key.get_secret_value() == DEVELOPMENT_ADMIN_KEY:
+            raise ValueError(
+                f"ADMIN_API_KEY must be set outside development (ENVIRONMENT={self.environment});"
+                ' generate one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
+            )
         return self

@@ -38,6 +38,7 @@ async def build_worker(
     redis: Redis | None = None,
     broker: KafkaBroker | None = None,
     provisioner: TopicProvisioner | None = None,
+    health: Health | None = None,
 ) -> Service:
     """The ingest worker; clients not passed in are created from `settings`
     (and then closed by the worker when it stops)."""
@@ -48,4 +49,4 @@ async def build_worker(
         component.closers.append(kb.close)
     if redis is None:
         component.closers.append(client.aclose)
-    return Service("ingest", settings, Health("ingest"), [component], broker=broker, provisioner=provisioner)
+    return Service("ingest", settings, health or Health("ingest"), [component], broker=broker, provisioner=provisioner)

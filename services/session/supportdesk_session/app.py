@@ -32,6 +32,7 @@ def build_worker(
     redis: Redis | None = None,
     broker: KafkaBroker | None = None,
     provisioner: TopicProvisioner | None = None,
+    health: Health | None = None,
 ) -> Service:
     """The session worker; clients not passed in are created from `settings`
     (and then closed by the worker when it stops)."""
@@ -40,4 +41,6 @@ def build_worker(
     component = session_component(settings, redis)
     if own_redis:
         component.closers.append(redis.aclose)
-    return Service("session", settings, Health("session"), [component], broker=broker, provisioner=provisioner)
+    return Service(
+        "session", settings, health or Health("session"), [component], broker=broker, provisioner=provisioner
+    )

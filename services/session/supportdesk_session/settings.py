@@ -1,9 +1,10 @@
 from pydantic import Field
 
 from supportdesk_platform.settings import WorkerSettings
+from supportdesk_sessions.settings import SessionStateSettings
 
 
-class SessionWorkerSettings(WorkerSettings):
+class SessionWorkerSettings(SessionStateSettings, WorkerSettings):
     ops_port: int = Field(default=8101, alias="SESSION_OPS_PORT")
     consumer_group: str = Field(default="supportdesk-session", alias="SESSION_CONSUMER_GROUP")
     history_turns: int = Field(default=12, ge=0, description="Earlier messages handed to the agent as memory.")

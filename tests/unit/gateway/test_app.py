@@ -15,6 +15,7 @@ from supportdesk_contracts.events import Reply, ReplyCompleted, TurnRequested
 from supportdesk_gateway.app import Gateway, build_gateway
 from supportdesk_gateway.settings import GatewaySettings
 from supportdesk_platform.kafka import NoProvisioning, key_of
+from supportdesk_platform.ops import ops_app
 from supportdesk_session.app import session_component
 from supportdesk_session.settings import SessionWorkerSettings
 
@@ -107,3 +108,27 @@ async def test_draining_makes_the_gateway_unready_at_once(system: InProcess) -> 
     ready = await system.http.get("/health/ready")
     assert ready.status_code == 503
     assert ready.json()["checks"]["lifecycle"]["status"] == "down"
+
+
+async def test_with_an_ops_port_metrics_and_diagnostics_leave_the_public_port(redis: Redis, unique: str) -> None:
+    """Behind an Ingress that routes the whole API port, /metrics and the
+    diagnostics must not be reachable from the internet."""
+    settings = GatewaySettings(kafka_topic_prefix=unique, redis_key_prefix=unique, gateway_ops_port=8100)
+    gateway = build_gateway(settings, redis=redis, broker=KafkaBroker(), provisioner=NoProvisioning())
+    public = httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway.app), base_url="http://gateway")
+    ops = httpx.AsyncClient(transport=httpx.ASGITransport(app=ops_app(gateway.service.health)), base_url="http://ops")
+    async with public, ops:
+        assert (await public.get("/metrics")).status_code == 404
+        assert (await public.get("/health/diagnostics")).status_code == 404
+        assert (await public.get("/health")).status_code == 200
+        assert (await public.get("/health/ready")).status_code == 503  # probes stay: the broker is not started
+        assert (await ops.get("/metrics")).status_code == 200
+        assert (await ops.get("/health/diagnostics")).json()["service"] == "gateway"
+
+
+async def test_without_an_ops_port_everything_stays_on_the_api_port(redis: Redis, unique: str) -> None:
+    settings = GatewaySettings(kafka_topic_prefix=unique, redis_key_prefix=unique)
+    gateway = build_gateway(settings, redis=redis, broker=KafkaBroker(), provisioner=NoProvisioning())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway.app), base_url="http://gateway") as public:
+        assert (await public.get("/metrics")).status_code == 200
+        assert (await public.get("/health/diagnostics")).status_code == 200

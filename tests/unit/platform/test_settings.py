@@ -1,20 +1,83 @@
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 
+from supportdesk_agent.settings import AgentSettings
 from supportdesk_gateway.settings import GatewaySettings
+from supportdesk_ingest.settings import IngestSettings
+from supportdesk_platform.settings import ServiceSettings
 from supportdesk_session.settings import SessionWorkerSettings
 
+ENV_EXAMPLE = Path(__file__).parents[3] / ".env.example"
+REAL_KEY = "ZmRmZGZkZmRmZGZkZmRmZGZkZmRmZGZkZmRmZGZkZmQ="
+EVERY_SETTINGS: list[type[BaseSettings]] = [
+    GatewaySettings,
+    SessionWorkerSettings,
+    AgentSettings,
+    IngestSettings,
+    ServiceSettings,
+]
 
-def test_production_refuses_the_development_encryption_key() -> None:
-    with pytest.raises(ValidationError, match="SESSION_ENCRYPTION_KEYS"):
-        SessionWorkerSettings(environment="production")
+
+def env_file_as_docker_reads_it(path: Path) -> dict[str, str]:
+    """`docker run --env-file` and kustomize `envs`: NAME=VALUE, the value
+    verbatim to the end of the line (no inline comments, no unquoting)."""
+    values = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, value = line.partition("=")
+            values[name] = value
+    return values
 
 
-def test_production_refuses_the_development_admin_key() -> None:
-    key = "ZmRmZGZkZmRmZGZkZmRmZGZkZmRmZGZkZmRmZGZkZmQ="
-    with pytest.raises(ValidationError, match="ADMIN_API_KEY"):
-        GatewaySettings(environment="production", session_encryption_keys=key)
-    GatewaySettings(environment="production", session_encryption_keys=key, admin_api_key="s3cret-admin")
+@pytest.mark.parametrize("settings_class", EVERY_SETTINGS)
+def test_every_service_starts_from_the_env_example_as_docker_reads_it(
+    settings_class: type[BaseSettings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    values = env_file_as_docker_reads_it(ENV_EXAMPLE)
+    assert "LOAD_SAMPLE_KNOWLEDGE" in values
+    for name, value in values.items():
+        assert "#" not in value, f"{name}: an inline comment becomes part of the value under --env-file"
+        monkeypatch.setenv(name, value)
+    settings_class()  # no validation error
+
+
+def test_an_empty_value_means_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOAD_SAMPLE_KNOWLEDGE", "")
+    monkeypatch.setenv("KAFKA_PARTITIONS", "")
+    monkeypatch.setenv("TORCH_NUM_THREADS", "")
+    settings = IngestSettings()
+    assert settings.load_sample_knowledge is None
+    assert settings.kafka_partitions == 6
+    assert settings.knowledge.torch_num_threads is None
+
+
+@pytest.mark.parametrize("environment", ["test", "production"])
+def test_outside_development_the_development_encryption_key_is_refused(environment: str) -> None:
+    with pytest.raises(ValidationError, match=r"SESSION_ENCRYPTION_KEYS .* generate one"):
+        SessionWorkerSettings(environment=environment)
+
+
+@pytest.mark.parametrize("environment", ["test", "production"])
+def test_outside_development_the_development_admin_key_is_refused(environment: str) -> None:
+    with pytest.raises(ValidationError, match=r"ADMIN_API_KEY .* generate one"):
+        GatewaySettings(environment=environment, session_encryption_keys=REAL_KEY)
+    GatewaySettings(environment=environment, session_encryption_keys=REAL_KEY, admin_api_key="s3cret-admin")
+
+
+def test_services_without_session_state_need_no_encryption_key() -> None:
+    """The agent and ingest never read session state: production must not
+    make them carry a secret they do not use."""
+    AgentSettings(environment="production")
+    IngestSettings(environment="production")
+
+
+def test_sasl_needs_credentials() -> None:
+    with pytest.raises(ValidationError, match="KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"):
+        AgentSettings(kafka_security_protocol="SASL_SSL")
+    AgentSettings(kafka_security_protocol="SASL_SSL", kafka_sasl_username="u", kafka_sasl_password="p")
 
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
