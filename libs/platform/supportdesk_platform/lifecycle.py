@@ -127,6 +127,7 @@ class Service:
         if self.phase in (Phase.DRAINING, Phase.STOPPED):
             return
         self.phase = Phase.DRAINING
+        self.health.draining = True
         log.info("service draining", extra={"service": self.name})
         for component in self.components:
             for hook in component.on_drain:

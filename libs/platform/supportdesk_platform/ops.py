@@ -33,6 +33,9 @@ class Health:
     checks: dict[str, Check] = field(default_factory=dict)
     details: dict[str, Callable[[], Any]] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
+    # Set when a stop begins: readiness answers 503 at once, without asking
+    # dependencies that may be going away themselves.
+    draining: bool = False
 
     async def run_checks(self) -> dict[str, dict[str, Any]]:
         async def one(check: Check) -> dict[str, Any]:
@@ -68,6 +71,8 @@ def ops_router(health: Health, *, internals: bool = True) -> APIRouter:
 
     @router.get("/health/ready")
     async def ready() -> JSONResponse:
+        if health.draining:
+            return JSONResponse({"status": "draining", "service": health.service}, status_code=503)
         checks = await health.run_checks()
         ok = all(c["status"] == "up" for c in checks.values())
         return JSONResponse(

@@ -36,3 +36,16 @@ def test_the_gateway_does_not_load_torch() -> None:
     code = "import sys, supportdesk_gateway.app, supportdesk_gateway.__main__; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+async def test_a_draining_service_is_unready_at_once_whatever_its_dependencies_say() -> None:
+    async def up() -> bool:
+        return True
+
+    health = Health("test", checks={"redis": up})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ops_app(health)), base_url="http://t") as client:
+        assert (await client.get("/health/ready")).status_code == 200
+        health.draining = True
+        ready = await client.get("/health/ready")
+        assert (ready.status_code, ready.json()["status"]) == (503, "draining")
+        assert (await client.get("/health")).status_code == 200  # alive until it exits
