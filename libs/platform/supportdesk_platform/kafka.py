@@ -151,6 +151,16 @@ class KafkaTopicProvisioner:
                 await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
                 backoff = min(backoff * 2, self.MAX_BACKOFF_SECONDS)
 
+    def _new_topic(self, name: str) -> NewTopic:
+        settings = self.settings
+        # Dead letters wait for a human, so they are kept longer than chats.
+        dead_letters = name == settings.topics.dead_letters
+        retention = settings.kafka_deadletter_retention_ms if dead_letters else settings.kafka_retention_ms
+        config = {"retention.ms": str(retention)}
+        if settings.kafka_min_insync_replicas is not None:
+            config["min.insync.replicas"] = str(settings.kafka_min_insync_replicas)
+        return NewTopic(name, settings.kafka_partitions, settings.kafka_replication_factor, None, config)
+
     async def _ensure_once(self, topics: Sequence[str]) -> None:
         admin = AIOKafkaAdminClient(
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
@@ -164,13 +174,7 @@ class KafkaTopicProvisioner:
                 if missing:
                     raise _NotYet(f"waiting for topics {sorted(missing)} (KAFKA_CREATE_TOPICS=false)")
                 return
-            config = {"retention.ms": str(self.settings.kafka_retention_ms)}
-            response = await admin.create_topics(
-                [
-                    NewTopic(name, self.settings.kafka_partitions, self.settings.kafka_replication_factor, None, config)
-                    for name in topics
-                ]
-            )
+            response = await admin.create_topics([self._new_topic(name) for name in topics])
         finally:
             await admin.close()
         for topic, code, message in response.topic_errors:

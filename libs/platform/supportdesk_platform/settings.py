@@ -43,6 +43,12 @@ class ServiceSettings(BaseSettings):
     kafka_retention_ms: int = Field(
         default=7 * 24 * 3600 * 1000, ge=60_000, description="retention.ms of the topics this service creates."
     )
+    kafka_deadletter_retention_ms: int = Field(
+        default=14 * 24 * 3600 * 1000, ge=60_000, description="retention.ms of the dead-letter topic: time to look."
+    )
+    kafka_min_insync_replicas: int | None = Field(
+        default=None, ge=1, description="min.insync.replicas of created topics; the broker's default when unset."
+    )
     kafka_provision_timeout_seconds: float = Field(
         default=180, gt=0, description="How long start-up waits for Kafka and the topics, retrying with backoff."
     )

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from devstack import free_port, minimal_env, start_tansu, stop_process
 from supportdesk_platform.kafka import KafkaTopicProvisioner, TopicProvisioningError
@@ -23,6 +24,33 @@ async def partitions_of(bootstrap: str, topics: list[str]) -> dict[str, int]:
     finally:
         await admin.close()
     return {t["topic"]: len(t["partitions"]) for t in described if t["error_code"] == 0}
+
+
+async def configs_of(bootstrap: str, topic: str) -> dict[str, str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        await admin.close()
+    [resource] = response.resources
+    return {entry[0]: entry[1] for entry in resource[4]}
+
+
+async def test_topics_are_created_with_retention_and_durability_settings(kafka_bootstrap: str, unique: str) -> None:
+    """Chats must not stay in the log forever; dead letters wait longer for a human."""
+    settings = ServiceSettings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        kafka_topic_prefix=unique,
+        kafka_retention_ms=3_600_000,
+        kafka_deadletter_retention_ms=7_200_000,
+        kafka_min_insync_replicas=1,
+    )
+    await KafkaTopicProvisioner(settings).ensure(settings.topics.all())
+    chat = await configs_of(kafka_bootstrap, settings.topics.chat_inbound)
+    dead = await configs_of(kafka_bootstrap, settings.topics.dead_letters)
+    assert (chat["retention.ms"], chat["min.insync.replicas"]) == ("3600000", "1")
+    assert dead["retention.ms"] == "7200000"
 
 
 async def test_start_up_waits_for_a_broker_that_is_still_coming_up(unique: str) -> None:
