@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from devstack import Stack, free_port, minimal_env
-from stacks import StackFactory
+from stacks import IDENTITY_SECRET, StackFactory
 
 ADMIN_KEY = "e2e-admin"
 
@@ -39,6 +39,7 @@ def new_stack(redis_url: str, data: Path, replicas: int, **env: str) -> Stack:
             "KAFKA_TOPIC_PREFIX": f"e2e{uuid.uuid4().hex[:8]}",
             "REDIS_KEY_PREFIX": f"e2e{uuid.uuid4().hex[:8]}",
             "ADMIN_API_KEY": ADMIN_KEY,
+            "IDENTITY_SECRET": IDENTITY_SECRET,
             "LOAD_SAMPLE_KNOWLEDGE": "true",
             "LOG_FORMAT": "json",
             **env,

@@ -3,6 +3,9 @@ from typing import Protocol
 
 from devstack import Stack
 
+# What the operator's backend signs user ids with (identity verification).
+IDENTITY_SECRET = "e2e-identity-secret"
+
 
 class StackFactory(Protocol):
     def __call__(self, redis_url: str, data: Path, replicas: int, **env: str) -> Stack: ...

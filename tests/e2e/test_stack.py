@@ -3,6 +3,8 @@ processes (started through the same code as `make run`), two gateways,
 driven over HTTP, SSE and WebSocket."""
 
 import asyncio
+import hashlib
+import hmac
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -15,6 +17,7 @@ from websockets.asyncio.client import ClientConnection
 
 from devstack import Stack
 from sse import read_events
+from stacks import IDENTITY_SECRET
 
 pytestmark = pytest.mark.e2e
 
@@ -257,12 +260,16 @@ async def test_two_gateways_resume_and_duplicates(stack: Stack) -> None:
 
 async def test_session_recovery_and_deletion(http: httpx.AsyncClient) -> None:
     user = f"user-{uuid.uuid4().hex[:6]}"
-    first = await new_session(http, user_id=user)
-    again = await new_session(http, user_id=user)
+    proof = hmac.new(IDENTITY_SECRET.encode(), user.encode(), hashlib.sha256).hexdigest()
+    first = await new_session(http, user_id=user, user_hash=proof)
+    again = await new_session(http, user_id=user, user_hash=proof)
     assert again["session_id"] == first["session_id"]
-    assert again["recovered"] is True
-    fresh = await new_session(http, user_id=user, is_new_chat=True)
+    assert (again["recovered"], again["verified"]) == (True, True)
+    fresh = await new_session(http, user_id=user, user_hash=proof, is_new_chat=True)
     assert fresh["session_id"] != first["session_id"]
+    anyone = await new_session(http, user_id=user)  # no proof: the id is ignored
+    assert anyone["session_id"] not in (first["session_id"], fresh["session_id"])
+    assert (anyone["recovered"], anyone["verified"]) == (False, False)
 
     sid = fresh["session_id"]
     assert (await http.delete(f"/api/v1/sessions/{sid}", headers=auth(fresh))).status_code == 204

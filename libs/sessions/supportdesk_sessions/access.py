@@ -5,8 +5,12 @@ the session worker's (`recorder`)."""
 import secrets
 import uuid
 
+from redis.asyncio import Redis
+
 from supportdesk_platform.redis_values import as_text
-from supportdesk_sessions.keys import hash_token
+from supportdesk_sessions.cipher import SessionCipher
+from supportdesk_sessions.identity import IdentityVerifier
+from supportdesk_sessions.keys import hash_token, user_key
 from supportdesk_sessions.records import SessionRecord, utcnow
 from supportdesk_sessions.state import SessionState
 
@@ -16,6 +20,23 @@ def new_token() -> str:
 
 
 class GatewaySessions(SessionState):
+    """`user_id` arguments are verified ids (`IdentityVerifier.verified`):
+    only a verified user has a recovery index."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        cipher: SessionCipher,
+        ttl_seconds: int,
+        prefix: str = "sd",
+        identity: IdentityVerifier | None = None,
+    ) -> None:
+        super().__init__(redis, cipher, ttl_seconds, prefix)
+        self.identity = identity or IdentityVerifier(None)
+
+    def user_key(self, user_id: str) -> str:
+        return user_key(self.prefix, self.identity.index_digest(user_id))
+
     async def create(self, user_id: str | None) -> tuple[SessionRecord, str]:
         """A new session and its first token (only the token's hash is kept)."""
         session_id = str(uuid.uuid4())
@@ -62,11 +83,12 @@ class GatewaySessions(SessionState):
     async def delete(self, session_id: str) -> bool:
         """Purges the session at once: its history, frames and tokens, and the
         user's recovery index if it still points here."""
-        record = await self.get(session_id)
-        removed = await self.redis.delete(*self.keys(session_id).all())
-        if record is not None and record.user_id is not None:
-            user_key = self.user_key(record.user_id)
-            current = await self.redis.get(user_key)
+        keys = self.keys(session_id)
+        # The index's name as stored, not recomputed: the secret may have changed since.
+        index = await self.redis.hget(keys.meta, "user_key")  # type: ignore[misc]
+        removed = await self.redis.delete(*keys.all())
+        if index is not None:
+            current = await self.redis.get(as_text(index))
             if current is not None and as_text(current) == session_id:
-                await self.redis.delete(user_key)
+                await self.redis.delete(as_text(index))
         return bool(removed)

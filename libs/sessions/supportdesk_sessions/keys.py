@@ -29,9 +29,10 @@ class SessionKeys:
         return list(astuple(self))
 
 
-def user_key(prefix: str, user_id: str) -> str:
-    """The user's recovery index: their active session id."""
-    return f"{prefix}:u:{hashlib.sha256(user_id.encode()).hexdigest()}"
+def user_key(prefix: str, digest: str) -> str:
+    """A verified user's recovery index (their active session id), named by
+    the keyed digest of their id (`IdentityVerifier.index_digest`)."""
+    return f"{prefix}:u:{digest}"
 
 
 def hash_token(token: str) -> str:

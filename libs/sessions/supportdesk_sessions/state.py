@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from supportdesk_contracts.frames import SERVER_FRAME, LoggedFrame, ReplyFrame
 from supportdesk_platform.redis_values import as_text
 from supportdesk_sessions.cipher import SessionCipher
-from supportdesk_sessions.keys import SessionKeys, hash_token, user_key
+from supportdesk_sessions.keys import SessionKeys, hash_token
 from supportdesk_sessions.records import SessionRecord
 
 
@@ -28,9 +28,6 @@ class SessionState:
 
     def keys(self, session_id: str) -> SessionKeys:
         return SessionKeys.of(self.prefix, session_id)
-
-    def user_key(self, user_id: str) -> str:
-        return user_key(self.prefix, user_id)
 
     def _frame(self, raw: bytes | str, seq: int) -> LoggedFrame:
         """Frames are stored without their seq (Lua assigns it as it stores)."""

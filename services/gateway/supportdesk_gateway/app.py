@@ -28,6 +28,7 @@ from supportdesk_platform.lifecycle import Component, Service
 from supportdesk_platform.ops import Health, ops_router, redis_check
 from supportdesk_sessions.access import GatewaySessions
 from supportdesk_sessions.cipher import SessionCipher
+from supportdesk_sessions.identity import IdentityVerifier
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 2
@@ -81,7 +82,11 @@ def build_gateway(
     context = GatewayContext(
         settings=settings,
         sessions=GatewaySessions(
-            client, SessionCipher(settings.encryption_keys), settings.session_ttl_seconds, settings.redis_key_prefix
+            client,
+            SessionCipher(settings.encryption_keys),
+            settings.session_ttl_seconds,
+            settings.redis_key_prefix,
+            IdentityVerifier(settings.identity_secret.get_secret_value() if settings.identity_secret else None),
         ),
         documents=DocumentRegistry(client, settings.redis_key_prefix),
         hub=hub,

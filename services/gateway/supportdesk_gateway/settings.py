@@ -18,6 +18,11 @@ class GatewaySettings(SessionStateSettings):
     ops_host: str = "127.0.0.1"
     gateway_id: str = Field(default="", description="Replica name in logs and events; host:port when unset.")
     admin_api_key: SecretStr = SecretStr(DEVELOPMENT_ADMIN_KEY)
+    identity_secret: SecretStr | None = Field(
+        default=None,
+        description="Verifies user_hash = HMAC-SHA256(secret, user_id) from the operator's backend; without it,"
+        " user ids are ignored and no session is ever recovered by user.",
+    )
     reply_timeout_seconds: float = Field(default=60, gt=0)
     max_message_chars: int = Field(default=4000, ge=1, le=8000)
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)

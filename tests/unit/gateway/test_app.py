@@ -3,52 +3,16 @@ and hub, with the real session worker's handlers on the same broker and a
 small agent that answers every turn by echoing it."""
 
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import httpx
-import pytest
-from faststream.kafka import KafkaBroker, TestKafkaBroker
+from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 
-from supportdesk_contracts.events import Reply, ReplyCompleted, TurnRequested
-from supportdesk_gateway.app import Gateway, build_gateway
+from builders import InProcess
+from supportdesk_gateway.app import build_gateway
 from supportdesk_gateway.settings import GatewaySettings
-from supportdesk_platform.kafka import NoProvisioning, key_of
+from supportdesk_platform.kafka import NoProvisioning
 from supportdesk_platform.ops import ops_app
-from supportdesk_session.app import session_component
-from supportdesk_session.settings import SessionWorkerSettings
-
-
-@dataclass
-class InProcess:
-    gateway: Gateway
-    http: httpx.AsyncClient
-    turns: list[TurnRequested]
-
-
-@pytest.fixture
-async def system(redis: Redis, unique: str) -> AsyncIterator[InProcess]:
-    common = {"kafka_topic_prefix": unique, "redis_key_prefix": unique}
-    broker = KafkaBroker()
-    gateway = build_gateway(GatewaySettings(**common), redis=redis, broker=broker, provisioner=NoProvisioning())
-    broker.include_router(session_component(SessionWorkerSettings(**common), redis).router)  # type: ignore[arg-type]
-    topics = gateway.context.settings.topics
-    turns: list[TurnRequested] = []
-
-    @broker.subscriber(topics.agent_turns)
-    async def echo(turn: TurnRequested) -> None:
-        turns.append(turn)
-        reply = Reply(id=f"r-{turn.message_id}", content=f"echo: {turn.content}", confidence=1.0)
-        completed = ReplyCompleted(**turn.caused(), reply_to=turn.message_id, reply=reply)
-        await broker.publish(completed, topics.chat_inbound, key=key_of(turn.session_id))
-
-    async with TestKafkaBroker(broker):
-        await gateway.service.start()
-        transport = httpx.ASGITransport(app=gateway.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as http:
-            yield InProcess(gateway, http, turns)
-        await gateway.service.stop()
 
 
 async def new_session(http: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
@@ -106,8 +70,7 @@ async def test_draining_makes_the_gateway_unready_at_once(system: InProcess) -> 
     assert (await system.http.get("/health/ready")).json()["checks"]["lifecycle"]["status"] == "up"
     await system.gateway.service.drain()
     ready = await system.http.get("/health/ready")
-    assert ready.status_code == 503
-    assert ready.json()["checks"]["lifecycle"]["status"] == "down"
+    assert (ready.status_code, ready.json()["status"]) == (503, "draining")
 
 
 async def test_with_an_ops_port_metrics_and_diagnostics_leave_the_public_port(redis: Redis, unique: str) -> None:

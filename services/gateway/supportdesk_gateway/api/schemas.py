@@ -10,7 +10,14 @@ from supportdesk_contracts.frames import ReplyFrame
 
 
 class SessionCreate(BaseModel):
-    user_id: str | None = Field(default=None, max_length=256)
+    user_id: str | None = Field(
+        default=None, max_length=256, description="Counts only with a user_hash that verifies it; ignored otherwise."
+    )
+    user_hash: str | None = Field(
+        default=None,
+        max_length=128,
+        description="Hex HMAC-SHA256 of user_id under IDENTITY_SECRET, computed by the operator's backend.",
+    )
     is_new_chat: bool = False
 
 
@@ -20,6 +27,7 @@ class SessionCreated(BaseModel):
     message: str = Field(description="Welcome message.")
     expires_at: datetime
     recovered: bool = False
+    verified: bool = Field(default=False, description="Whether user_id was verified and the session is theirs.")
 
 
 class SessionInfo(BaseModel):

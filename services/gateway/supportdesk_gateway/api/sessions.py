@@ -1,25 +1,38 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
 
 from supportdesk_gateway.api.deps import Context, CurrentSession
 from supportdesk_gateway.api.schemas import HistoryMessage, SessionCreate, SessionCreated, SessionInfo
+from supportdesk_sessions.identity import IdentityMismatch
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={403: {"description": "user_hash was given and does not verify user_id"}},
+)
 async def create_session(body: SessionCreate, context: Context) -> SessionCreated:
+    """A new session, or with a verified user (user_id and its user_hash) and
+    is_new_chat false, that user's active session with a new token. A user id
+    without proof is ignored: it never recovers or repoints anything."""
+    try:
+        user_id = context.sessions.identity.verified(body.user_id, body.user_hash)
+    except IdentityMismatch as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
     recovered = None
-    if body.user_id is not None and not body.is_new_chat:
-        recovered = await context.sessions.recover(body.user_id)
-    record, token = recovered or await context.sessions.create(body.user_id)
+    if user_id is not None and not body.is_new_chat:
+        recovered = await context.sessions.recover(user_id)
+    record, token = recovered or await context.sessions.create(user_id)
     return SessionCreated(
         session_id=record.session_id,
         token=token,
         message=context.settings.welcome_message,
         expires_at=record.expires_at,
         recovered=recovered is not None,
+        verified=user_id is not None,
     )
 
 
