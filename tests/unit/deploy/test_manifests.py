@@ -28,7 +28,7 @@ WORKERS = ("session", "agent", "ingest")
 KAFKA_SECRETS = {"KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD", "KAFKA_SSL_KEY_PASSWORD"}
 # Which keys of Secret supportdesk-secrets each service takes: (required, optional).
 SECRETS: dict[str, tuple[set[str], set[str]]] = {
-    "gateway": ({"ADMIN_API_KEY", "SESSION_ENCRYPTION_KEYS", "REDIS_URL"}, KAFKA_SECRETS),
+    "gateway": ({"ADMIN_API_KEY", "SESSION_ENCRYPTION_KEYS", "REDIS_URL"}, {"IDENTITY_SECRET"} | KAFKA_SECRETS),
     "session": ({"SESSION_ENCRYPTION_KEYS", "REDIS_URL"}, KAFKA_SECRETS),
     "agent": ({"QDRANT_URL"}, {"QDRANT_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_KEY"} | KAFKA_SECRETS),
     "ingest": ({"REDIS_URL", "QDRANT_URL"}, {"QDRANT_API_KEY"} | KAFKA_SECRETS),
