@@ -3,6 +3,7 @@ from typing import Self
 
 from pydantic import Field, SecretStr, model_validator
 
+from supportdesk_platform.secrets import GENERATE_TOKEN, weakness
 from supportdesk_sessions.settings import SessionStateSettings
 
 DEVELOPMENT_ADMIN_KEY = "dev-admin-key"
@@ -36,10 +37,16 @@ class GatewaySettings(SessionStateSettings):
         return self.gateway_id or f"{socket.gethostname()}:{self.gateway_port}"
 
     @model_validator(mode="after")
-    def _refuse_development_admin_key(self) -> Self:
-        if self.environment != "development" and self.admin_api_key.get_secret_value() == DEVELOPMENT_ADMIN_KEY:
-            raise ValueError(
-                f"ADMIN_API_KEY must be set outside development (ENVIRONMENT={self.environment});"
-                ' generate one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
-            )
+    def _refuse_weak_secrets(self) -> Self:
+        if self.environment == "development":
+            return self
+        secrets = {"ADMIN_API_KEY": self.admin_api_key}
+        if self.identity_secret is not None:
+            secrets["IDENTITY_SECRET"] = self.identity_secret
+        for name, secret in secrets.items():
+            problem = weakness(secret.get_secret_value())
+            if problem is not None:
+                raise ValueError(
+                    f"{name} {problem} (ENVIRONMENT={self.environment}); generate one with: {GENERATE_TOKEN}"
+                )
         return self

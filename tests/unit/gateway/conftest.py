@@ -17,6 +17,7 @@ from supportdesk_platform.kafka import NoProvisioning, key_of
 from supportdesk_session.app import session_component
 from supportdesk_session.settings import SessionWorkerSettings
 
+
 @pytest.fixture
 async def system(redis: Redis, unique: str) -> AsyncIterator[InProcess]:
     common = {"kafka_topic_prefix": unique, "redis_key_prefix": unique}

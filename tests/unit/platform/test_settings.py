@@ -1,6 +1,8 @@
+import secrets
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
@@ -11,7 +13,8 @@ from supportdesk_platform.settings import ServiceSettings
 from supportdesk_session.settings import SessionWorkerSettings
 
 ENV_EXAMPLE = Path(__file__).parents[3] / ".env.example"
-REAL_KEY = "ZmRmZGZkZmRmZGZkZmRmZGZkZmRmZGZkZmRmZGZkZmQ="
+REAL_KEY = Fernet.generate_key().decode()
+STRONG = secrets.token_urlsafe(32)
 EVERY_SETTINGS: list[type[BaseSettings]] = [
     GatewaySettings,
     SessionWorkerSettings,
@@ -56,15 +59,48 @@ def test_an_empty_value_means_the_default(monkeypatch: pytest.MonkeyPatch) -> No
 
 @pytest.mark.parametrize("environment", ["test", "production"])
 def test_outside_development_the_development_encryption_key_is_refused(environment: str) -> None:
-    with pytest.raises(ValidationError, match=r"SESSION_ENCRYPTION_KEYS .* generate one"):
+    with pytest.raises(ValidationError, match=r"SESSION_ENCRYPTION_KEYS: key 1 is the development key.* generate one with: python -c"):
         SessionWorkerSettings(environment=environment)
 
 
 @pytest.mark.parametrize("environment", ["test", "production"])
 def test_outside_development_the_development_admin_key_is_refused(environment: str) -> None:
-    with pytest.raises(ValidationError, match=r"ADMIN_API_KEY .* generate one"):
+    with pytest.raises(ValidationError, match=r"ADMIN_API_KEY .* generate one with: python -c"):
         GatewaySettings(environment=environment, session_encryption_keys=REAL_KEY)
-    GatewaySettings(environment=environment, session_encryption_keys=REAL_KEY, admin_api_key="s3cret-admin")
+    GatewaySettings(environment=environment, session_encryption_keys=REAL_KEY, admin_api_key=STRONG)
+
+
+@pytest.mark.parametrize(
+    ("secret", "reason"),
+    [
+        ("s3cret-admin", "is 12 characters long"),
+        ("changeme-changeme-changeme-changeme", "placeholder"),
+        ("ab" * 20, "too predictable"),
+    ],
+)
+@pytest.mark.parametrize("name", ["admin_api_key", "identity_secret"])
+def test_weak_secrets_are_refused_outside_development(name: str, secret: str, reason: str) -> None:
+    secrets_ = {"admin_api_key": STRONG, "identity_secret": STRONG, name: secret}
+    with pytest.raises(ValidationError, match=reason):
+        GatewaySettings(environment="production", session_encryption_keys=REAL_KEY, **secrets_)
+    GatewaySettings(environment="development", **secrets_)  # development takes anything
+
+
+@pytest.mark.parametrize(
+    ("keys", "reason"),
+    [
+        ("not-a-key", "key 1 is not a Fernet key"),
+        (f"{Fernet.generate_key().decode()},ZmRmZGZkZmRmZGZkZmRmZGZkZmRmZGZkZmRmZGZkZmQ=", "key 2 is not random"),
+    ],
+)
+def test_bad_encryption_keys_are_refused(keys: str, reason: str) -> None:
+    with pytest.raises(ValidationError, match=reason):
+        SessionWorkerSettings(environment="production", session_encryption_keys=keys)
+
+
+def test_a_malformed_encryption_key_is_refused_even_in_development() -> None:
+    with pytest.raises(ValidationError, match="not a Fernet key"):
+        SessionWorkerSettings(session_encryption_keys="short")
 
 
 def test_services_without_session_state_need_no_encryption_key() -> None:
