@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.errors import KafkaError
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, status
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
 from supportdesk_contracts.frames import frame_schemas
 from supportdesk_documents.registry import DocumentRegistry
@@ -35,6 +36,8 @@ RETRY_AFTER_SECONDS = 2
 # After asking sockets to close, a moment for the close frames to go out
 # before the HTTP server stops.
 SOCKET_CLOSE_GRACE_SECONDS = 0.5
+# Multipart boundaries and part headers around an upload's bytes.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
 
 
 @dataclass
@@ -97,10 +100,24 @@ def build_gateway(
 
 
 def create_app(context: GatewayContext, health: Health) -> FastAPI:
-    app = FastAPI(title="SupportDesk gateway", version="0.1.0")
+    settings = context.settings
+    # Bodies are counted as they arrive and refused past the limit (413),
+    # before a handler or its authentication sees them: an anonymous client
+    # cannot make the gateway hold more than this per request.
+    app = FastAPI(title="SupportDesk gateway", version="0.1.0", max_body_size=settings.max_body_bytes)
     app.state.context = context
-    for module in (meta, sessions, messages, documents, ws):
+    for module in (meta, sessions, messages, ws):
         app.include_router(module.router)
+    app.include_router(documents.router, max_body_size=settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES)
+
+    @app.exception_handler(status.HTTP_413_CONTENT_TOO_LARGE)
+    async def too_large(request: Request, exc: Exception) -> JSONResponse:
+        detail = getattr(exc, "detail", None)
+        if detail in (None, "Content Too Large"):  # the body limit's own words: say which limit
+            limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+            detail = f"the request body is larger than the {limit} bytes allowed here"
+        return JSONResponse({"detail": detail}, status_code=status.HTTP_413_CONTENT_TOO_LARGE)
+
     # With an ops port of its own, metrics and diagnostics leave the public port.
     app.include_router(ops_router(health, internals=context.settings.gateway_ops_port is None))
 

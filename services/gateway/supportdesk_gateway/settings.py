@@ -27,6 +27,9 @@ class GatewaySettings(SessionStateSettings):
     reply_timeout_seconds: float = Field(default=60, gt=0)
     max_message_chars: int = Field(default=4000, ge=1, le=8000)
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Largest request body of every route but uploads (413 beyond)."
+    )
     ws_send_queue: int = Field(
         default=1000, ge=10, description="Frames buffered per socket before it is dropped as too slow."
     )

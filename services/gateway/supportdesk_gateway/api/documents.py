@@ -3,7 +3,8 @@
 import hashlib
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, UploadFile, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from starlette.datastructures import UploadFile
 
 from supportdesk_contracts.events import DOCUMENT_EXTENSIONS, DocumentUploaded
 from supportdesk_documents.registry import document_id_for
@@ -13,24 +14,40 @@ from supportdesk_gateway.api.schemas import DocumentAccepted, DocumentInfo
 router = APIRouter(prefix="/api/v1/documents", tags=["documents"], dependencies=[AdminKey])
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED)
-async def upload_document(file: UploadFile, context: Context) -> DocumentAccepted:
-    filename = (file.filename or "").strip()
-    if not filename.lower().endswith(DOCUMENT_EXTENSIONS):
-        raise HTTPException(
-            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, f"supported file types: {', '.join(DOCUMENT_EXTENSIONS)}"
-        )
-    limit = context.settings.max_upload_bytes
-    # Read one byte past the limit: enough to know it is too large without
-    # holding an arbitrarily large body in memory.
-    data = await file.read(limit + 1)
-    if len(data) > limit:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"files are limited to {limit} bytes")
-    if not data:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the file is empty")
+# The multipart body is read by the handler, not declared as a parameter:
+# FastAPI reads declared bodies before it runs dependencies, so an anonymous
+# client could make the gateway parse a large upload before the admin check.
+UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {"file": {"type": "string", "format": "binary"}},
+            }
+        }
+    },
+}
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    openapi_extra={"requestBody": UPLOAD_BODY},
+    responses={413: {"description": "the file or the request is too large"}},
+)
+async def upload_document(request: Request, context: Context) -> DocumentAccepted:
+    # Closing the form removes the spooled upload at once.
+    async with request.form(max_files=1, max_fields=1) as form:
+        file = form.get("file")
+        if not isinstance(file, UploadFile):
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "a multipart field `file` is required")
+        filename = (file.filename or "").strip()
+        content_type = file.content_type or "application/octet-stream"
+        data = await _checked_bytes(file, filename, context.settings.max_upload_bytes)
     sha256 = hashlib.sha256(data).hexdigest()
     document_id = document_id_for(sha256)
-    content_type = file.content_type or "application/octet-stream"
     await context.documents.queue(document_id, filename, content_type, sha256, data)
     await context.events.document_uploaded(
         DocumentUploaded(
@@ -43,6 +60,21 @@ async def upload_document(file: UploadFile, context: Context) -> DocumentAccepte
         )
     )
     return DocumentAccepted(document_id=document_id)
+
+
+async def _checked_bytes(file: UploadFile, filename: str, limit: int) -> bytes:
+    if not filename.lower().endswith(DOCUMENT_EXTENSIONS):
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, f"supported file types: {', '.join(DOCUMENT_EXTENSIONS)}"
+        )
+    # Read one byte past the limit: enough to know it is too large without
+    # holding an arbitrarily large body in memory.
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"files are limited to {limit} bytes")
+    if not data:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the file is empty")
+    return data
 
 
 @router.get("")
