@@ -59,7 +59,9 @@ def test_an_empty_value_means_the_default(monkeypatch: pytest.MonkeyPatch) -> No
 
 @pytest.mark.parametrize("environment", ["test", "production"])
 def test_outside_development_the_development_encryption_key_is_refused(environment: str) -> None:
-    with pytest.raises(ValidationError, match=r"SESSION_ENCRYPTION_KEYS: key 1 is the development key.* generate one with: python -c"):
+    with pytest.raises(
+        ValidationError, match=r"SESSION_ENCRYPTION_KEYS: key 1 is the development key.* generate one with: python -c"
+    ):
         SessionWorkerSettings(environment=environment)
 
 
