@@ -5,8 +5,6 @@ a 200 MB JSON body was read whole before the token check, and an anonymous
 
 from collections.abc import AsyncIterator
 
-import httpx
-
 from builders import InProcess
 
 MIB = 1024 * 1024
@@ -54,7 +52,7 @@ async def test_a_declared_length_over_the_limit_is_refused_before_reading(system
 
 
 async def test_an_anonymous_upload_is_refused_before_its_body_is_read(system: InProcess) -> None:
-    body = Body(30, b"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\n")
+    body = Body(30, b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\n')
     response = await system.http.post(
         "/api/v1/documents", content=body, headers={"Content-Type": "multipart/form-data; boundary=x"}
     )
