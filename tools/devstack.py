@@ -123,6 +123,8 @@ class Stack:
     data_dir: Path = ROOT / ".run"
     ops_ports: dict[str, int] = field(default_factory=lambda: {"session": 8101, "agent": 8102, "ingest": 8103})
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Which services to run; a suite that needs only gateways skips the model load.
+    services: tuple[str, ...] = ("session", "agent", "ingest", "gateway")
     base_env: dict[str, str] | None = None
     """The environment services start from; None: this process's own (make run)."""
     log_dir: Path | None = None
@@ -192,16 +194,18 @@ class Stack:
         env = self.service_env()
         py = sys.executable
         ops = "http://127.0.0.1:{}/health/ready"
-        self._spawn("session", [py, "-m", "supportdesk_session"], env, ops.format(self.ops_ports["session"]))
-        if env.get("QDRANT_URL"):
+        if "session" in self.services:
+            self._spawn("session", [py, "-m", "supportdesk_session"], env, ops.format(self.ops_ports["session"]))
+        knowledge = bool({"agent", "ingest"} & set(self.services))
+        if knowledge and env.get("QDRANT_URL"):
             self._spawn("agent", [py, "-m", "supportdesk_agent"], env, ops.format(self.ops_ports["agent"]))
             self._spawn("ingest", [py, "-m", "supportdesk_ingest"], env, ops.format(self.ops_ports["ingest"]))
-        else:
+        elif knowledge:
             # Qdrant local mode: one process per data folder.
             self._spawn(
                 "agent+ingest", [py, str(ROOT / "tools" / "colocated.py")], env, ops.format(self.ops_ports["agent"])
             )
-        for i in range(self.gateway_replicas):
+        for i in range(self.gateway_replicas if "gateway" in self.services else 0):
             port = self.gateway_port + i
             self._spawn(
                 f"gateway-{port}",

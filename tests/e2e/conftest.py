@@ -42,6 +42,8 @@ def new_stack(redis_url: str, data: Path, replicas: int, **env: str) -> Stack:
             "IDENTITY_SECRET": IDENTITY_SECRET,
             "LOAD_SAMPLE_KNOWLEDGE": "true",
             "LOG_FORMAT": "json",
+            # Every test client is 127.0.0.1; suites that test the limits set their own.
+            "RATE_LIMIT_ENABLED": "false",
             **env,
         },
         base_env=minimal_env(),

@@ -245,6 +245,15 @@ async def test_a_chat_turn_runs_through_the_deployed_gateway(cluster: Cluster) -
         assert (await ops.get("/metrics")).status_code == 200
 
 
+PACE_SECONDS = 2.5
+
+
+class Throttled(Exception):
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"rate limited for {retry_after} s")
+        self.retry_after = retry_after
+
+
 @dataclass
 class Chatter:
     """A user chatting back to back, moving to another gateway (and resuming)
@@ -257,6 +266,7 @@ class Chatter:
     replayed: list[dict[str, Any]] = field(default_factory=list)
     sent: list[str] = field(default_factory=list)
     reconnects: int = 0
+    throttled: int = 0
 
     def take(self, frame: dict[str, Any]) -> None:
         seq = frame.get("seq")
@@ -285,8 +295,16 @@ class Chatter:
                         )
                         async with asyncio.timeout(60):
                             while not self.replies[pending]:
-                                self.take(json.loads(await ws.recv()))
+                                frame = json.loads(await ws.recv())
+                                if frame["type"] == "error" and frame.get("code") == "rate_limited":
+                                    raise Throttled(frame["retry_after"])
+                                self.take(frame)
                         pending = None
+                        # A person's pace, under the ConfigMap's per-session message limit.
+                        await asyncio.sleep(PACE_SECONDS)
+            except Throttled as throttled:
+                self.throttled += 1
+                await asyncio.sleep(throttled.retry_after)
             except (websockets.ConnectionClosed, OSError):
                 self.reconnects += 1
                 await asyncio.sleep(0.2)

@@ -108,9 +108,10 @@ class ErrorFrame(Frame):
     """Bad input or a failed turn; the socket stays open."""
 
     type: Literal["error"] = "error"
-    code: str = Field(examples=["invalid_frame", "message_too_long", "agent_failed", "unavailable"])
+    code: str = Field(examples=["invalid_frame", "message_too_long", "rate_limited", "agent_failed", "unavailable"])
     message: str
     reply_to: str | None = Field(default=None, description="The message the error is about, if any.")
+    retry_after: int | None = Field(default=None, description="With `rate_limited`: seconds before trying again.")
 
 
 class PongFrame(Frame):

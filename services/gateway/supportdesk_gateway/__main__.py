@@ -6,6 +6,8 @@ from supportdesk_platform.lifecycle import Listener, serve
 from supportdesk_platform.logs import configure_logging
 from supportdesk_platform.ops import ops_app
 
+# proxy_headers off: uvicorn would believe X-Forwarded-For from any loopback
+# peer; the client address is ours to decide (TRUSTED_PROXIES, limits.py).
 # Above the 64 KiB frame limit the socket answers with an error frame; far
 # above it, uvicorn closes the socket (1009) before reading it whole.
 WS_MAX_SIZE = 256 * 1024
@@ -15,7 +17,14 @@ def main() -> None:
     settings = GatewaySettings()
     configure_logging("gateway", settings.log_level, settings.log_format)
     gateway = build_gateway(settings)
-    listeners = [Listener(gateway.app, settings.gateway_host, settings.gateway_port, {"ws_max_size": WS_MAX_SIZE})]
+    listeners = [
+        Listener(
+            gateway.app,
+            settings.gateway_host,
+            settings.gateway_port,
+            {"ws_max_size": WS_MAX_SIZE, "proxy_headers": False},
+        )
+    ]
     if settings.gateway_ops_port is not None:
         listeners.append(
             Listener(ops_app(gateway.service.health), settings.ops_host, settings.gateway_ops_port, probes=True)

@@ -20,6 +20,7 @@ from supportdesk_documents.registry import DocumentRegistry
 from supportdesk_gateway.api import documents, messages, meta, sessions, ws
 from supportdesk_gateway.context import GatewayContext
 from supportdesk_gateway.hub import Hub
+from supportdesk_gateway.limits import ClientAddress, RateLimited, RateLimiter, RequestRateLimit
 from supportdesk_gateway.metrics import GatewayMetrics
 from supportdesk_gateway.publisher import EventPublisher
 from supportdesk_gateway.relay import Relay
@@ -95,6 +96,8 @@ def build_gateway(
         hub=hub,
         events=EventPublisher(service.broker, settings.topics, settings.replica_id),
         metrics=GatewayMetrics(health.registry, hub),
+        limiter=RateLimiter(client, settings.redis_key_prefix, enabled=settings.rate_limit_enabled),
+        clients=ClientAddress(settings.trusted_proxies.split(",")),
     )
     return Gateway(create_app(context, health), service, context)
 
@@ -109,6 +112,15 @@ def create_app(context: GatewayContext, health: Health) -> FastAPI:
     for module in (meta, sessions, messages, ws):
         app.include_router(module.router)
     app.include_router(documents.router, max_body_size=settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES)
+    app.add_middleware(RequestRateLimit, limiter=context.limiter, limit=settings.request_limit, clients=context.clients)
+
+    @app.exception_handler(RateLimited)
+    async def rate_limited(request: Request, exc: RateLimited) -> JSONResponse:
+        return JSONResponse(
+            {"detail": f"{exc}: retry in {exc.decision.retry_after} s"},
+            status_code=status.HTTP_429_TOO_MANY_REQUESTS,
+            headers=exc.decision.headers(),
+        )
 
     @app.exception_handler(status.HTTP_413_CONTENT_TOO_LARGE)
     async def too_large(request: Request, exc: Exception) -> JSONResponse:

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 from supportdesk_documents.registry import DocumentRegistry
 from supportdesk_gateway.hub import Hub
+from supportdesk_gateway.limits import ClientAddress, RateLimiter
 from supportdesk_gateway.metrics import GatewayMetrics
 from supportdesk_gateway.publisher import EventPublisher
 from supportdesk_gateway.settings import GatewaySettings
@@ -18,3 +19,5 @@ class GatewayContext:
     hub: Hub
     events: EventPublisher
     metrics: GatewayMetrics
+    limiter: RateLimiter
+    clients: ClientAddress

@@ -3,6 +3,7 @@ from typing import Self
 
 from pydantic import Field, SecretStr, model_validator
 
+from supportdesk_gateway.limits import Limit
 from supportdesk_platform.secrets import GENERATE_TOKEN, weakness
 from supportdesk_sessions.settings import SessionStateSettings
 
@@ -33,7 +34,33 @@ class GatewaySettings(SessionStateSettings):
     ws_send_queue: int = Field(
         default=1000, ge=10, description="Frames buffered per socket before it is dropped as too slow."
     )
+    rate_limit_enabled: bool = True
+    rate_limit_requests: int = Field(
+        default=120, ge=1, description="HTTP requests under /api/ and WebSocket handshakes per client IP per period."
+    )
+    rate_limit_period: float = Field(default=60, gt=0, description="Seconds of the sliding window of every limit.")
+    rate_limit_sessions: int = Field(default=20, ge=1, description="Sessions created per client IP per period.")
+    rate_limit_messages: int = Field(
+        default=30, ge=1, description="Chat messages per session per period, over WebSocket, REST and SSE together."
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses or CIDRs of proxies whose X-Forwarded-For names the client;"
+        " without any, the header is ignored (anyone can send it).",
+    )
     welcome_message: str = "Hello! I'm the SupportDesk assistant. Ask me anything about our products and policies."
+
+    @property
+    def request_limit(self) -> Limit:
+        return Limit("requests", self.rate_limit_requests, self.rate_limit_period)
+
+    @property
+    def session_limit(self) -> Limit:
+        return Limit("sessions", self.rate_limit_sessions, self.rate_limit_period)
+
+    @property
+    def message_limit(self) -> Limit:
+        return Limit("messages", self.rate_limit_messages, self.rate_limit_period)
 
     @property
     def replica_id(self) -> str:

@@ -19,10 +19,16 @@ from supportdesk_session.settings import SessionWorkerSettings
 
 
 @pytest.fixture
-async def system(redis: Redis, unique: str) -> AsyncIterator[InProcess]:
+def gateway_overrides() -> dict[str, object]:
+    """Settings of the in-process gateway; a test parametrizes this name to change them."""
+    return {}
+
+
+@pytest.fixture
+async def system(redis: Redis, unique: str, gateway_overrides: dict[str, object]) -> AsyncIterator[InProcess]:
     common = {"kafka_topic_prefix": unique, "redis_key_prefix": unique}
     broker = KafkaBroker()
-    settings = GatewaySettings(**common, identity_secret=IDENTITY_SECRET)
+    settings = GatewaySettings(**common, identity_secret=IDENTITY_SECRET, **gateway_overrides)  # type: ignore[arg-type]
     gateway = build_gateway(settings, redis=redis, broker=broker, provisioner=NoProvisioning())
     broker.include_router(session_component(SessionWorkerSettings(**common), redis).router)  # type: ignore[arg-type]
     topics = gateway.context.settings.topics

@@ -27,6 +27,7 @@ def _content(context: Context, body: MessageIn) -> str:
 @router.post("")
 async def send_message(body: MessageIn, session: CurrentSession, context: Context) -> MessageOut:
     content = _content(context, body)
+    await context.limiter.check(context.settings.message_limit, session.session_id)
     message_id = body.message_id or str(uuid.uuid4())
     try:
         async for frame in turn_frames(context, session.session_id, message_id, content, "rest"):
@@ -46,6 +47,7 @@ def sse(event: str, data: Any) -> str:
 @router.post("/stream")
 async def stream_message(body: MessageIn, session: CurrentSession, context: Context) -> StreamingResponse:
     content = _content(context, body)
+    await context.limiter.check(context.settings.message_limit, session.session_id)
     message_id = body.message_id or str(uuid.uuid4())
 
     async def events() -> AsyncIterator[str]:

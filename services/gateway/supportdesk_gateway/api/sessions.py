@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from supportdesk_gateway.api.deps import Context, CurrentSession
 from supportdesk_gateway.api.schemas import HistoryMessage, SessionCreate, SessionCreated, SessionInfo
@@ -12,12 +12,16 @@ router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses={403: {"description": "user_hash was given and does not verify user_id"}},
+    responses={
+        403: {"description": "user_hash was given and does not verify user_id"},
+        429: {"description": "too many sessions created from this address; see Retry-After"},
+    },
 )
-async def create_session(body: SessionCreate, context: Context) -> SessionCreated:
+async def create_session(body: SessionCreate, context: Context, request: Request) -> SessionCreated:
     """A new session, or with a verified user (user_id and its user_hash) and
     is_new_chat false, that user's active session with a new token. A user id
     without proof is ignored: it never recovers or repoints anything."""
+    await context.limiter.check(context.settings.session_limit, context.clients.of(request.scope))
     try:
         user_id = context.sessions.identity.verified(body.user_id, body.user_hash)
     except IdentityMismatch as exc:

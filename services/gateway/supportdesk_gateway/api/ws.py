@@ -23,6 +23,7 @@ from supportdesk_contracts.frames import (
 )
 from supportdesk_gateway.context import GatewayContext
 from supportdesk_gateway.hub import Close, Connection
+from supportdesk_gateway.limits import RateLimited
 from supportdesk_gateway.turns import InvalidMessage, checked_content, publish_message
 from supportdesk_platform.logs import bind
 from supportdesk_sessions.records import is_session_id
@@ -42,7 +43,8 @@ Client frames are `ClientFrame`, server frames `ServerFrame` (see the schemas).
 Close codes: {CLOSE_BAD_SESSION_ID} missing or malformed session id,
 {CLOSE_WRONG_TOKEN} wrong token, {CLOSE_UNKNOWN_SESSION} unknown or expired session,
 1001 server going away (reconnect and `resume`), 1008 the client does not read
-its frames, {CLOSE_TRY_AGAIN_LATER} the session store is unavailable. Frames are
+its frames, {CLOSE_TRY_AGAIN_LATER} the session store is unavailable or the client
+opens connections too fast (after an `error` frame `rate_limited`). Frames are
 limited to {MAX_FRAME_BYTES} bytes."""
 
 
@@ -117,8 +119,12 @@ class ChatSocket:
                 message_id = frame.message_id or str(uuid.uuid4())
                 try:
                     content = checked_content(frame.content, self.context.settings.max_message_chars)
+                    await self.context.limiter.check(self.context.settings.message_limit, session_id)
                 except InvalidMessage as exc:
                     self.reply(ErrorFrame(code=exc.code, message=exc.message, reply_to=message_id))
+                    return
+                except RateLimited as exc:
+                    self.reply(rate_limited_frame(exc, message_id))
                     return
                 await publish_message(self.context, session_id, message_id, content, "ws")
 
@@ -144,10 +150,27 @@ async def _authorize(websocket: WebSocket, context: GatewayContext, session_id: 
     return True
 
 
+def rate_limited_frame(exc: RateLimited, message_id: str | None = None) -> ErrorFrame:
+    retry_after = exc.decision.retry_after
+    return ErrorFrame(
+        code="rate_limited",
+        message=f"{exc}: retry in {retry_after} s",
+        reply_to=message_id,
+        retry_after=retry_after,
+    )
+
+
 @router.websocket("/ws")
 async def chat_socket(websocket: WebSocket, session_id: str | None = None, token: str | None = None) -> None:
     context: GatewayContext = websocket.app.state.context
     await websocket.accept()
+    try:
+        # A handshake is a request of its client, like any HTTP one.
+        await context.limiter.check(context.settings.request_limit, context.clients.of(websocket.scope))
+    except RateLimited as exc:
+        await websocket.send_text(rate_limited_frame(exc).model_dump_json())
+        await websocket.close(CLOSE_TRY_AGAIN_LATER, "too many connections; retry later")
+        return
     if not await _authorize(websocket, context, session_id, token):
         return
     assert session_id is not None
