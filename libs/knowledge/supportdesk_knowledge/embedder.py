@@ -19,6 +19,9 @@ class Embedder:
     def __init__(self, model_path: str | None = None, batch_size: int = 32, threads: int | None = None) -> None:
         # Never reach for a model hub at run time: the machine may be offline.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        # transformers draws a progress bar on stderr while loading: one
+        # broken line in otherwise JSON logs.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         if threads is not None:
             # In a container torch sees the node's cores, not the pod's CPU
             # limit, and oversubscribes them.

@@ -20,16 +20,21 @@ _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "ta
 
 _session_id: ContextVar[str | None] = ContextVar("session_id", default=None)
 _correlation_id: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+# The HTTP request being served (X-Request-ID), in the gateway.
+_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 CONTEXT_FIELDS = ("session_id", "correlation_id")
+_BOUND = {"session_id": _session_id, "correlation_id": _correlation_id, "request_id": _request_id}
 
 
-def bind(*, session_id: str | None = None, correlation_id: str | None = None) -> None:
-    """Names the session and turn the current task works on, for every log
-    record it emits from now on (a task's context is its own)."""
+def bind(*, session_id: str | None = None, correlation_id: str | None = None, request_id: str | None = None) -> None:
+    """Names the session, turn and request the current task works on, for
+    every log record it emits from now on (a task's context is its own)."""
     if session_id is not None:
         _session_id.set(session_id)
     if correlation_id is not None:
         _correlation_id.set(correlation_id)
+    if request_id is not None:
+        _request_id.set(request_id)
 
 
 @contextmanager
@@ -47,7 +52,7 @@ class ContextFilter(logging.Filter):
     """Copies the bound ids onto each record, unless the call passed its own."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        for name, var in (("session_id", _session_id), ("correlation_id", _correlation_id)):
+        for name, var in _BOUND.items():
             if getattr(record, name, None) is None:
                 setattr(record, name, var.get())
         return True

@@ -14,6 +14,7 @@ from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
+from starlette.middleware.cors import CORSMiddleware
 
 from supportdesk_contracts.frames import frame_schemas
 from supportdesk_documents.registry import DocumentRegistry
@@ -24,6 +25,7 @@ from supportdesk_gateway.limits import ClientAddress, RateLimited, RateLimiter, 
 from supportdesk_gateway.metrics import GatewayMetrics
 from supportdesk_gateway.publisher import EventPublisher
 from supportdesk_gateway.relay import Relay
+from supportdesk_gateway.requests import HEADER, RequestId, request_id_of
 from supportdesk_gateway.settings import GatewaySettings
 from supportdesk_platform.kafka import TopicProvisioner
 from supportdesk_platform.lifecycle import Component, Service
@@ -104,15 +106,40 @@ def build_gateway(
 
 def create_app(context: GatewayContext, health: Health) -> FastAPI:
     settings = context.settings
+    app = FastAPI(title="SupportDesk gateway", version="0.1.0")
+    app.state.context = context
     # Bodies are counted as they arrive and refused past the limit (413),
     # before a handler or its authentication sees them: an anonymous client
-    # cannot make the gateway hold more than this per request.
-    app = FastAPI(title="SupportDesk gateway", version="0.1.0", max_body_size=settings.max_body_bytes)
-    app.state.context = context
+    # cannot make the gateway hold more than this per request. Set per router,
+    # not on the app: the app-wide limit answers a too-long Content-Length
+    # itself, outside the middleware that adds the request id.
     for module in (meta, sessions, messages, ws):
-        app.include_router(module.router)
+        app.include_router(module.router, max_body_size=settings.max_body_bytes)
     app.include_router(documents.router, max_body_size=settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES)
+    # Outermost last: every response, a 429 or a 413 included, carries its request id.
     app.add_middleware(RequestRateLimit, limiter=context.limiter, limit=settings.request_limit, clients=context.clients)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", HEADER],
+            expose_headers=[HEADER, "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"],
+            max_age=600,
+        )
+    app.add_middleware(RequestId)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # One shape for every failure nobody foresaw: JSON with the request
+        # id to quote, never a stack trace; the trace goes to the log.
+        request_id = request_id_of(request.scope) or "unknown"
+        log.error("unexpected error", exc_info=exc, extra={"path": request.url.path, "request_id": request_id})
+        return JSONResponse(
+            {"detail": "internal error; quote the request id when reporting it", "request_id": request_id},
+            status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
+            headers={HEADER: request_id},
+        )
 
     @app.exception_handler(RateLimited)
     async def rate_limited(request: Request, exc: RateLimited) -> JSONResponse:

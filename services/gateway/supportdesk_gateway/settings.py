@@ -48,7 +48,16 @@ class GatewaySettings(SessionStateSettings):
         description="Comma-separated addresses or CIDRs of proxies whose X-Forwarded-For names the client;"
         " without any, the header is ignored (anyone can send it).",
     )
+    cors_allow_origins: str = Field(
+        default="",
+        description="Comma-separated origins whose pages may call the API from a browser (CORS); none when empty."
+        " The chat page served by the gateway itself needs none.",
+    )
     welcome_message: str = "Hello! I'm the SupportDesk assistant. Ask me anything about our products and policies."
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_allow_origins.split(",") if origin.strip()]
 
     @property
     def request_limit(self) -> Limit:
