@@ -37,13 +37,16 @@ class GatewaySessions(SessionState):
     def user_key(self, user_id: str) -> str:
         return user_key(self.prefix, self.identity.index_digest(user_id))
 
-    async def create(self, user_id: str | None) -> tuple[SessionRecord, str]:
-        """A new session and its first token (only the token's hash is kept)."""
+    async def create(self, user_id: str | None, fingerprint: str | None = None) -> tuple[SessionRecord, str]:
+        """A new session and its first token (only the token's hash is kept),
+        bound to the client `fingerprint` when given."""
         session_id = str(uuid.uuid4())
         token = new_token()
         now = utcnow().isoformat()
         keys = self.keys(session_id)
         fields: dict[str, str | int] = {"created_at": now, "last_activity": now, "message_count": 0, "seq": 0}
+        if fingerprint is not None:
+            fields["fp"] = fingerprint
         if user_id is not None:
             fields["user"] = self.cipher.encrypt(user_id)
             fields["user_key"] = self.user_key(user_id)
@@ -70,14 +73,17 @@ class GatewaySessions(SessionState):
             await pipe.execute()
         return token
 
-    async def recover(self, user_id: str) -> tuple[SessionRecord, str] | None:
-        """The user's active session with a fresh token, or None."""
+    async def recover(self, user_id: str, fingerprint: str | None = None) -> tuple[SessionRecord, str] | None:
+        """The user's active session with a fresh token, or None. A verified
+        user may come back on another device: the binding moves there."""
         session_id = await self.redis.get(self.user_key(user_id))
         if session_id is None:
             return None
         record = await self.get(as_text(session_id))
         if record is None or record.user_id != user_id:
             return None
+        if fingerprint is not None and fingerprint != record.fingerprint:
+            await self.redis.hset(self.keys(record.session_id).meta, "fp", fingerprint)  # type: ignore[misc]
         return record, await self.issue_token(record.session_id)
 
     async def delete(self, session_id: str) -> bool:

@@ -18,6 +18,8 @@ class SessionRecord:
     escalated: bool
     escalation_reason: str | None
     ttl_seconds: int
+    fingerprint: str | None = None
+    """The client the session is bound to (gateway `fingerprints`), if any."""
 
     @property
     def status(self) -> SessionStatus:

@@ -57,6 +57,7 @@ class SessionState:
             escalated=fields.get("escalated") == "1",
             escalation_reason=fields.get("escalation_reason"),
             ttl_seconds=ttl if ttl > 0 else self.ttl,
+            fingerprint=fields.get("fp"),
         )
 
     async def verify_token(self, session_id: str, token: str) -> bool:

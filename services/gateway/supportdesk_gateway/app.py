@@ -20,6 +20,7 @@ from supportdesk_contracts.frames import frame_schemas
 from supportdesk_documents.registry import DocumentRegistry
 from supportdesk_gateway.api import documents, messages, meta, sessions, ws
 from supportdesk_gateway.context import GatewayContext
+from supportdesk_gateway.fingerprints import Fingerprints
 from supportdesk_gateway.hub import Hub
 from supportdesk_gateway.limits import ClientAddress, RateLimited, RateLimiter, RequestRateLimit
 from supportdesk_gateway.metrics import GatewayMetrics
@@ -85,6 +86,8 @@ def build_gateway(
         provisioner=provisioner,
         client_id=f"supportdesk-gateway-{settings.replica_id}",
     )
+    clients = ClientAddress(settings.trusted_proxies.split(","))
+    metrics = GatewayMetrics(health.registry, hub)
     context = GatewayContext(
         settings=settings,
         sessions=GatewaySessions(
@@ -97,9 +100,16 @@ def build_gateway(
         documents=DocumentRegistry(client, settings.redis_key_prefix),
         hub=hub,
         events=EventPublisher(service.broker, settings.topics, settings.replica_id),
-        metrics=GatewayMetrics(health.registry, hub),
+        metrics=metrics,
         limiter=RateLimiter(client, settings.redis_key_prefix, enabled=settings.rate_limit_enabled),
-        clients=ClientAddress(settings.trusted_proxies.split(",")),
+        clients=clients,
+        fingerprints=Fingerprints(
+            settings.fingerprint_mode,
+            clients,
+            metrics.fingerprint_mismatches,
+            ipv4_prefix=settings.fingerprint_ipv4_prefix,
+            ipv6_prefix=settings.fingerprint_ipv6_prefix,
+        ),
     )
     return Gateway(create_app(context, health), service, context)
 

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from supportdesk_documents.registry import DocumentRegistry
+from supportdesk_gateway.fingerprints import Fingerprints
 from supportdesk_gateway.hub import Hub
 from supportdesk_gateway.limits import ClientAddress, RateLimiter
 from supportdesk_gateway.metrics import GatewayMetrics
@@ -21,3 +22,4 @@ class GatewayContext:
     metrics: GatewayMetrics
     limiter: RateLimiter
     clients: ClientAddress
+    fingerprints: Fingerprints

@@ -20,5 +20,11 @@ class GatewayMetrics:
         self.client_errors = Counter(
             "supportdesk_gateway_client_errors", "Rejected client input, by error code.", ["code"], registry=registry
         )
+        self.fingerprint_mismatches = Counter(
+            "supportdesk_gateway_fingerprint_mismatches",
+            "Session calls from a client other than the one the session is bound to.",
+            ["mode"],
+            registry=registry,
+        )
         sockets = Gauge("supportdesk_gateway_websockets", "Open chat WebSockets on this replica.", registry=registry)
         sockets.set_function(lambda: hub.socket_count)

@@ -3,6 +3,7 @@ from typing import Self
 
 from pydantic import Field, SecretStr, model_validator
 
+from supportdesk_gateway.fingerprints import FingerprintMode
 from supportdesk_gateway.limits import Limit
 from supportdesk_platform.secrets import GENERATE_TOKEN, weakness
 from supportdesk_sessions.settings import SessionStateSettings
@@ -48,6 +49,13 @@ class GatewaySettings(SessionStateSettings):
         description="Comma-separated addresses or CIDRs of proxies whose X-Forwarded-For names the client;"
         " without any, the header is ignored (anyone can send it).",
     )
+    fingerprint_mode: FingerprintMode = Field(
+        default="lenient",
+        description="Bind sessions to the client's network and User-Agent: off, lenient (log and count a"
+        " mismatch) or strict (refuse it).",
+    )
+    fingerprint_ipv4_prefix: int = Field(default=24, ge=8, le=32, description="IPv4 bits of the bound network.")
+    fingerprint_ipv6_prefix: int = Field(default=48, ge=16, le=128, description="IPv6 bits of the bound network.")
     cors_allow_origins: str = Field(
         default="",
         description="Comma-separated origins whose pages may call the API from a browser (CORS); none when empty."

@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import Depends, Header, HTTPException, Request, status
 
 from supportdesk_gateway.context import GatewayContext
+from supportdesk_gateway.fingerprints import FingerprintMismatch
 from supportdesk_platform.logs import bind
 from supportdesk_sessions.records import SessionRecord, is_session_id
 
@@ -26,7 +27,7 @@ def bearer(authorization: str | None) -> str | None:
 
 
 async def _current_session(
-    session_id: str, context: Context, authorization: Annotated[str | None, Header()] = None
+    session_id: str, context: Context, request: Request, authorization: Annotated[str | None, Header()] = None
 ) -> SessionRecord:
     token = bearer(authorization)
     if token is None:
@@ -42,6 +43,10 @@ async def _current_session(
         raise HTTPException(status.HTTP_404_NOT_FOUND, "session not found or expired")
     if not await context.sessions.verify_token(session_id, token):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "token does not belong to this session")
+    try:
+        context.fingerprints.check(record.fingerprint, request.scope, session_id)
+    except FingerprintMismatch as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
     bind(session_id=session_id)
     return record
 

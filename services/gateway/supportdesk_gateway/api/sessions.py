@@ -26,10 +26,11 @@ async def create_session(body: SessionCreate, context: Context, request: Request
         user_id = context.sessions.identity.verified(body.user_id, body.user_hash)
     except IdentityMismatch as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from exc
+    fingerprint = context.fingerprints.of(request.scope)
     recovered = None
     if user_id is not None and not body.is_new_chat:
-        recovered = await context.sessions.recover(user_id)
-    record, token = recovered or await context.sessions.create(user_id)
+        recovered = await context.sessions.recover(user_id, fingerprint)
+    record, token = recovered or await context.sessions.create(user_id, fingerprint)
     return SessionCreated(
         session_id=record.session_id,
         token=token,

@@ -22,6 +22,7 @@ from supportdesk_contracts.frames import (
     ServerFrame,
 )
 from supportdesk_gateway.context import GatewayContext
+from supportdesk_gateway.fingerprints import FingerprintMismatch
 from supportdesk_gateway.hub import Close, Connection
 from supportdesk_gateway.limits import RateLimited
 from supportdesk_gateway.turns import InvalidMessage, checked_content, publish_message
@@ -41,7 +42,7 @@ PROTOCOL = f"""Chat over WebSocket: `GET /ws?session_id=<id>&token=<token>`.
 
 Client frames are `ClientFrame`, server frames `ServerFrame` (see the schemas).
 Close codes: {CLOSE_BAD_SESSION_ID} missing or malformed session id,
-{CLOSE_WRONG_TOKEN} wrong token, {CLOSE_UNKNOWN_SESSION} unknown or expired session,
+{CLOSE_WRONG_TOKEN} wrong token (or, with FINGERPRINT_MODE=strict, another client's session), {CLOSE_UNKNOWN_SESSION} unknown or expired session,
 1001 server going away (reconnect and `resume`), 1008 the client does not read
 its frames, {CLOSE_TRY_AGAIN_LATER} the session store is unavailable or the client
 opens connections too fast (after an `error` frame `rate_limited`). Frames are
@@ -136,16 +137,21 @@ async def _authorize(websocket: WebSocket, context: GatewayContext, session_id: 
         return False
     assert session_id is not None
     try:
-        known = await context.sessions.get(session_id) is not None
-        authorized = known and bool(token) and await context.sessions.verify_token(session_id, token or "")
+        record = await context.sessions.get(session_id)
+        authorized = record is not None and bool(token) and await context.sessions.verify_token(session_id, token or "")
     except RedisError:
         await websocket.close(CLOSE_TRY_AGAIN_LATER, "session store unavailable")
         return False
-    if not known:
+    if record is None:
         await websocket.close(CLOSE_UNKNOWN_SESSION, "unknown or expired session")
         return False
     if not authorized:
         await websocket.close(CLOSE_WRONG_TOKEN, "token does not belong to this session")
+        return False
+    try:
+        context.fingerprints.check(record.fingerprint, websocket.scope, session_id)
+    except FingerprintMismatch as exc:
+        await websocket.close(CLOSE_WRONG_TOKEN, str(exc))
         return False
     return True
 
