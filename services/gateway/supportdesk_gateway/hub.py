@@ -78,6 +78,9 @@ class Connection:
         self.queue_size = queue_size
         self.state = ConnectionState.OPEN
         self.close_request: Close | None = None
+        # Set by an urgent close: the socket's owner closes it at once, even
+        # while its sender is stuck on a client that does not read.
+        self.dropped = asyncio.Event()
         self._sent: set[int] = set()
         self._order: list[int] = []
         # Insertion-ordered, bounded: a turn that never finishes is forgotten.
@@ -90,6 +93,8 @@ class Connection:
         self.state = ConnectionState.CLOSING
         self.close_request = request
         self.queue.put_nowait(request)
+        if request.urgent:
+            self.dropped.set()
 
     def _streams(self, frame: ServerFrame) -> bool:
         """Tracks open turns; False for a delta of a turn not open here."""

@@ -3,6 +3,7 @@ with a specific code: a socket closed before accept reaches the browser as a
 bare HTTP 403 and the reason is lost."""
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -23,7 +24,7 @@ from supportdesk_contracts.frames import (
 )
 from supportdesk_gateway.context import GatewayContext
 from supportdesk_gateway.fingerprints import FingerprintMismatch
-from supportdesk_gateway.hub import Close, Connection
+from supportdesk_gateway.hub import Close, Connection, SlowConsumer
 from supportdesk_gateway.limits import RateLimited
 from supportdesk_gateway.turns import InvalidMessage, checked_content, publish_message
 from supportdesk_platform.logs import bind
@@ -37,12 +38,14 @@ CLOSE_WRONG_TOKEN = 4003
 CLOSE_UNKNOWN_SESSION = 4004
 CLOSE_TRY_AGAIN_LATER = 1013
 MAX_FRAME_BYTES = 64 * 1024
+CLOSE_TIMEOUT_SECONDS = 2.0
 
 PROTOCOL = f"""Chat over WebSocket: `GET /ws?session_id=<id>&token=<token>`.
 
 Client frames are `ClientFrame`, server frames `ServerFrame` (see the schemas).
 Close codes: {CLOSE_BAD_SESSION_ID} missing or malformed session id,
-{CLOSE_WRONG_TOKEN} wrong token (or, with FINGERPRINT_MODE=strict, another client's session), {CLOSE_UNKNOWN_SESSION} unknown or expired session,
+{CLOSE_WRONG_TOKEN} wrong token (or, with FINGERPRINT_MODE=strict, another client's session),
+{CLOSE_UNKNOWN_SESSION} unknown or expired session,
 1001 server going away (reconnect and `resume`), 1008 the client does not read
 its frames, {CLOSE_TRY_AGAIN_LATER} the session store is unavailable or the client
 opens connections too fast (after an `error` frame `rate_limited`). Frames are
@@ -90,10 +93,36 @@ class ChatSocket:
                 # message id once the outage is over.
                 log.warning("dependency unavailable")
                 self.reply(ErrorFrame(code="unavailable", message="a backing service is unavailable; retry shortly"))
-            request = self.connection.close_request
-            if request is not None and request.urgent:
-                await self.websocket.close(request.code, request.reason)
+            except SlowConsumer:
+                # Our own answers (a resume, pongs) filled its queue: the
+                # connection is being dropped; `serve` closes the socket.
+                log.warning("socket too slow, dropping it")
                 return
+
+    async def serve(self) -> None:
+        """Receives and sends until the client leaves, the sender closes the
+        socket, or the connection is dropped: a client that does not read is
+        closed at once (1008), without waiting for it to speak."""
+        tasks = {
+            asyncio.create_task(self.receive_loop(), name="receive"),
+            asyncio.create_task(self.send_loop(), name="send"),
+            asyncio.create_task(self.connection.dropped.wait(), name="dropped"),
+        }
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in done:
+            error = task.exception()
+            if error is not None and not isinstance(error, SlowConsumer | WebSocketDisconnect):
+                log.error("socket failed", exc_info=error)
+        request = self.connection.close_request
+        if self.connection.dropped.is_set() and request is not None:
+            # The sender may be stuck on the client's full buffer: do not wait for it.
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError, TimeoutError):
+                await asyncio.wait_for(self.websocket.close(request.code, request.reason), CLOSE_TIMEOUT_SECONDS)
 
     async def handle(self, raw: str) -> None:
         if len(raw) > MAX_FRAME_BYTES:
@@ -182,12 +211,7 @@ async def chat_socket(websocket: WebSocket, session_id: str | None = None, token
     assert session_id is not None
     bind(session_id=session_id)
     connection = context.hub.connect(session_id)
-    socket = ChatSocket(websocket, context, connection)
-    sender = asyncio.create_task(socket.send_loop())
     try:
-        await socket.receive_loop()
-    except WebSocketDisconnect:
-        pass
+        await ChatSocket(websocket, context, connection).serve()
     finally:
         context.hub.disconnect(connection)
-        sender.cancel()
