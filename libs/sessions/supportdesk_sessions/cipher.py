@@ -20,6 +20,15 @@ class SessionCipher:
     def encrypt(self, value: Any) -> str:
         return self._fernet.encrypt(json.dumps(value, separators=(",", ":")).encode()).decode()
 
+    def rotate(self, token: str | bytes) -> str:
+        """The same value encrypted under the first key (SessionDecryptError
+        if no configured key reads it)."""
+        raw = token.encode() if isinstance(token, str) else token
+        try:
+            return self._fernet.rotate(raw).decode()
+        except InvalidToken as exc:
+            raise SessionDecryptError("session data is not readable with the configured keys") from exc
+
     def decrypt(self, token: str | bytes) -> Any:
         raw = token.encode() if isinstance(token, str) else token
         try:

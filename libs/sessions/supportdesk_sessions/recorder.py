@@ -19,21 +19,27 @@ from supportdesk_sessions.state import SessionState
 # 1 new, 0 already recorded (seq is the original one), -1 no such session;
 # user_key names the user's recovery index ('' without a user), which lives in
 # another hash slot and so is renewed by the caller.
+# History and frame log keep the latest `kept` entries: a session that chats
+# for days must not grow without bound (resume covers recent gaps; the
+# history endpoint pages through what is kept).
 # KEYS: meta, messages, recorded, frames, tokens (SessionKeys.all()).
-# ARGV: id_field, message ('' for none), frame, now, ttl, then meta field pairs.
+# ARGV: id_field, message ('' for none), frame, now, ttl, kept, then meta field pairs.
 _RECORD_ONCE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, ''} end
 local seen = redis.call('HGET', KEYS[3], ARGV[1])
 if seen then return {0, tonumber(seen), redis.call('HGET', KEYS[1], 'user_key') or ''} end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('HSET', KEYS[3], ARGV[1], seq)
+local kept = tonumber(ARGV[6])
 if ARGV[2] ~= '' then
   redis.call('RPUSH', KEYS[2], ARGV[2])
+  redis.call('LTRIM', KEYS[2], -kept, -1)
   redis.call('HINCRBY', KEYS[1], 'message_count', 1)
 end
 redis.call('HSET', KEYS[4], seq, ARGV[3])
+if seq > kept then redis.call('HDEL', KEYS[4], seq - kept) end
 redis.call('HSET', KEYS[1], 'last_activity', ARGV[4])
-for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 7, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 for i = 1, #KEYS do redis.call('EXPIRE', KEYS[i], ARGV[5]) end
 return {1, seq, redis.call('HGET', KEYS[1], 'user_key') or ''}
 """
@@ -43,6 +49,7 @@ return {1, seq, redis.call('HGET', KEYS[1], 'user_key') or ''}
 # are built by `frame_of` from the very event the gateways turn into the live
 # frame, so a replayed frame equals the live one.
 UNASSIGNED_SEQ = 0
+DEFAULT_KEPT = 1000
 
 
 def _logged(frame: ServerFrame) -> LoggedFrame:
@@ -52,8 +59,11 @@ def _logged(frame: ServerFrame) -> LoggedFrame:
 
 
 class SessionRecorder(SessionState):
-    def __init__(self, redis: Redis, cipher: SessionCipher, ttl_seconds: int, prefix: str = "sd") -> None:
+    def __init__(
+        self, redis: Redis, cipher: SessionCipher, ttl_seconds: int, prefix: str = "sd", kept: int = DEFAULT_KEPT
+    ) -> None:
         super().__init__(redis, cipher, ttl_seconds, prefix)
+        self.kept = kept
         self._record_once = redis.register_script(_RECORD_ONCE)
 
     async def _record(
@@ -70,6 +80,7 @@ class SessionRecorder(SessionState):
             self.cipher.encrypt(_logged(frame).model_dump(mode="json", exclude={"seq"})),
             utcnow().isoformat(),
             self.ttl,
+            self.kept,
         ]
         for name, value in (meta_fields or {}).items():
             args += [name, value]

@@ -22,6 +22,9 @@ class SessionStateSettings(ServiceSettings):
     session_timeout_minutes: float = Field(default=30, gt=0)
     # Comma-separated Fernet keys: the first encrypts, all decrypt (rotation).
     session_encryption_keys: SecretStr = SecretStr("")
+    session_max_messages: int = Field(
+        default=1000, ge=10, description="History and frame log keep the latest this many entries per session."
+    )
 
     @property
     def session_ttl_seconds(self) -> int:

@@ -2,6 +2,7 @@
 process may read; writes belong to `recorder` (session worker) and `access`
 (the gateway's named operations)."""
 
+import logging
 from datetime import datetime
 from typing import Any
 
@@ -10,9 +11,12 @@ from redis.asyncio import Redis
 
 from supportdesk_contracts.frames import SERVER_FRAME, LoggedFrame, ReplyFrame
 from supportdesk_platform.redis_values import as_text
-from supportdesk_sessions.cipher import SessionCipher
+from supportdesk_sessions.cipher import SessionCipher, SessionDecryptError
 from supportdesk_sessions.keys import SessionKeys, hash_token
 from supportdesk_sessions.records import SessionRecord
+
+log = logging.getLogger(__name__)
+RESUME_BATCH = 100
 
 
 class CorruptFrame(ValueError):
@@ -35,6 +39,8 @@ class SessionState:
             frame = SERVER_FRAME.validate_python({**self.cipher.decrypt(raw), "seq": seq})
         except ValidationError as exc:
             raise CorruptFrame(f"stored frame {seq} is not a valid frame") from exc
+        except SessionDecryptError as exc:
+            raise CorruptFrame(f"stored frame {seq} is under a key no longer configured") from exc
         if not isinstance(frame, LoggedFrame):
             raise CorruptFrame(f"stored frame {seq} is a {frame.type} frame, which is never logged")
         return frame
@@ -50,7 +56,7 @@ class SessionState:
         fields = {as_text(k): as_text(v) for k, v in raw.items()}
         return SessionRecord(
             session_id=session_id,
-            user_id=self.cipher.decrypt(fields["user"]) if "user" in fields else None,
+            user_id=self._user_of(session_id, fields.get("user")),
             created_at=datetime.fromisoformat(fields["created_at"]),
             last_activity=datetime.fromisoformat(fields["last_activity"]),
             message_count=int(fields.get("message_count", 0)),
@@ -59,6 +65,17 @@ class SessionState:
             ttl_seconds=ttl if ttl > 0 else self.ttl,
             fingerprint=fields.get("fp"),
         )
+
+    def _user_of(self, session_id: str, encrypted: str | None) -> str | None:
+        if encrypted is None:
+            return None
+        try:
+            user_id: str = self.cipher.decrypt(encrypted)
+        except SessionDecryptError:
+            # The session stays usable; only recovery by user id is lost.
+            log.warning("user id under a retired key", extra={"session_id": session_id})
+            return None
+        return user_id
 
     async def verify_token(self, session_id: str, token: str) -> bool:
         tokens = self.keys(session_id).tokens
@@ -73,11 +90,18 @@ class SessionState:
         raw = await self.redis.hget(keys.frames, seq)  # type: ignore[misc]
         if raw is None:
             return None
-        frame = self._frame(raw, int(seq))
+        try:
+            frame = self._frame(raw, int(seq))
+        except CorruptFrame as exc:
+            # Unreadable: answered again rather than never.
+            log.warning("recorded reply unreadable", extra={"session_id": session_id, "reason": str(exc)})
+            return None
         return frame if isinstance(frame, ReplyFrame) else None
 
-    async def frames_after(self, session_id: str, after_seq: int, limit: int = 500) -> list[LoggedFrame]:
-        """Frames with seq > after_seq, in order: what a resuming client missed."""
+    async def frames_after(self, session_id: str, after_seq: int, limit: int = RESUME_BATCH) -> list[LoggedFrame]:
+        """Frames with seq > after_seq, in order, at most `limit` (each costs a
+        decryption): what a resuming client missed. A client further behind
+        resumes again from the last seq it got."""
         keys = self.keys(session_id)
         last = await self.redis.hget(keys.meta, "seq")  # type: ignore[misc]
         if last is None:
@@ -86,14 +110,35 @@ class SessionState:
         if not wanted:
             return []
         raws = await self.redis.hmget(keys.frames, wanted)  # type: ignore[misc]
-        return [self._frame(raw, seq) for seq, raw in zip(wanted, raws, strict=True) if raw is not None]
+        frames = []
+        for seq, raw in zip(wanted, raws, strict=True):
+            if raw is None:
+                continue
+            try:
+                frames.append(self._frame(raw, seq))
+            except CorruptFrame as exc:
+                # One unreadable frame must not cost the client the rest.
+                log.warning("stored frame skipped", extra={"session_id": session_id, "reason": str(exc)})
+        return frames
 
     async def history(self, session_id: str, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
         if limit <= 0:
             return []
         raws = await self.redis.lrange(self.keys(session_id).messages, offset, offset + limit - 1)  # type: ignore[misc]
-        return [self.cipher.decrypt(raw) for raw in raws]
+        return self._readable(session_id, raws)
 
     async def recent_history(self, session_id: str, turns: int) -> list[dict[str, Any]]:
         raws = await self.redis.lrange(self.keys(session_id).messages, -turns, -1)  # type: ignore[misc]
-        return [self.cipher.decrypt(raw) for raw in raws]
+        return self._readable(session_id, raws)
+
+    def _readable(self, session_id: str, raws: list[bytes | str]) -> list[dict[str, Any]]:
+        """The messages the configured keys can read. One written under a key
+        since retired is skipped and logged, never a failed request or turn
+        (`python -m supportdesk_sessions.rotate` re-encrypts before retiring)."""
+        messages = []
+        for raw in raws:
+            try:
+                messages.append(self.cipher.decrypt(raw))
+            except SessionDecryptError:
+                log.warning("stored message under a retired key skipped", extra={"session_id": session_id})
+        return messages

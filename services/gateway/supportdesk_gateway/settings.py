@@ -80,6 +80,10 @@ class GatewaySettings(SessionStateSettings):
         return Limit("messages", self.rate_limit_messages, self.rate_limit_period)
 
     @property
+    def resume_limit(self) -> Limit:
+        return Limit("resumes", self.rate_limit_messages, self.rate_limit_period)
+
+    @property
     def replica_id(self) -> str:
         return self.gateway_id or f"{socket.gethostname()}:{self.gateway_port}"
 

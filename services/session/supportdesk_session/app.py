@@ -14,7 +14,11 @@ from supportdesk_sessions.recorder import SessionRecorder
 
 def build_recorder(settings: SessionWorkerSettings, redis: Redis) -> SessionRecorder:
     return SessionRecorder(
-        redis, SessionCipher(settings.encryption_keys), settings.session_ttl_seconds, settings.redis_key_prefix
+        redis,
+        SessionCipher(settings.encryption_keys),
+        settings.session_ttl_seconds,
+        settings.redis_key_prefix,
+        kept=settings.session_max_messages,
     )
 
 

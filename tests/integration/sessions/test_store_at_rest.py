@@ -9,7 +9,6 @@ from redis.asyncio import Redis
 
 from builders import BothOwners, session_store
 from supportdesk_contracts.events import Reply
-from supportdesk_sessions.cipher import SessionDecryptError
 
 pytestmark = pytest.mark.integration
 
@@ -38,8 +37,9 @@ async def test_keys_rotate_without_losing_history(redis: Redis, unique: str) -> 
     rotated = store(redis, unique, new, old)
     await rotated.record_user_message(record.session_id, "m2", "after rotation")
     assert [m["content"] for m in await rotated.history(record.session_id)] == ["before rotation", "after rotation"]
-    with pytest.raises(SessionDecryptError):
-        await store(redis, unique, new).history(record.session_id)
+    # Dropping the old key before re-encrypting (python -m supportdesk_sessions.rotate)
+    # loses what only it can read, and nothing else.
+    assert [m["content"] for m in await store(redis, unique, new).history(record.session_id)] == ["after rotation"]
 
 
 async def test_recording_is_idempotent_and_seq_ordered(redis: Redis, unique: str) -> None:

@@ -81,3 +81,17 @@ def test_the_client_address_comes_from_forwarded_for_only_through_trusted_proxie
     assert clients.of(scope("10.1.2.3", "1.1.1.1, 203.0.113.7, 10.9.9.9")) == "203.0.113.7"
     assert clients.of(scope("198.51.100.1", "203.0.113.7")) == "198.51.100.1"  # not from a proxy
     assert ClientAddress([""]).of(scope("10.1.2.3", "203.0.113.7")) == "10.1.2.3"
+
+
+@MESSAGES_2
+async def test_resumes_are_limited_per_session(system: InProcess) -> None:
+    """Each resume decrypts up to a hundred stored frames: a client cannot
+    make the gateway do that in a loop."""
+    created = (await system.http.post("/api/v1/sessions", json={})).json()
+    connection = system.gateway.context.hub.connect(created["session_id"])
+    socket = ChatSocket(None, system.gateway.context, connection)  # type: ignore[arg-type]
+    for _ in range(3):
+        await socket.handle(json.dumps({"type": "resume", "after_seq": 0}))
+    frame = connection.queue.get_nowait()
+    assert isinstance(frame, ErrorFrame)
+    assert frame.code == "rate_limited"

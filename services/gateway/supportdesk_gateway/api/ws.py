@@ -143,6 +143,12 @@ class ChatSocket:
             case PingFrame():
                 self.reply(PongFrame())
             case ResumeFrame():
+                # Each resume reads and decrypts up to a hundred frames: limited like messages.
+                try:
+                    await self.context.limiter.check(self.context.settings.resume_limit, session_id)
+                except RateLimited as exc:
+                    self.reply(rate_limited_frame(exc))
+                    return
                 for missed in await self.context.sessions.frames_after(session_id, frame.after_seq):
                     self.connection.offer(missed)
             case MessageFrame():
