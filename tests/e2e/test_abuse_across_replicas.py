@@ -52,6 +52,36 @@ async def test_a_strictly_bound_session_refuses_another_client_on_every_replica(
         assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4003, "this session is bound to another client")
 
 
+async def close_of(ws: websockets.ClientConnection) -> tuple[int, str]:
+    """How the server closed the socket (it sends nothing else meanwhile)."""
+    async with asyncio.timeout(15):
+        await ws.wait_closed()
+    assert ws.close_code is not None
+    return ws.close_code, str(ws.close_reason)
+
+
+async def test_sockets_per_session_are_capped_and_a_deletion_closes_them_on_every_replica(stack: Stack) -> None:
+    agent = {"User-Agent": "SupportDeskTest/1"}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{stack.gateway_port}", headers=agent) as client:
+        session = (await client.post("/api/v1/sessions", json={})).json()
+        query = f"session_id={session['session_id']}&token={session['token']}"
+        urls = [f"ws://127.0.0.1:{stack.gateway_port + replica}/ws?{query}" for replica in range(2)]
+        # Five per session on one replica (the default), one on the other.
+        replicas = [0, 0, 0, 0, 0, 1]
+        sockets = [await websockets.connect(urls[r], user_agent_header=agent["User-Agent"]) for r in replicas]
+        for ws in sockets:  # all open and served
+            await ws.send('{"type": "ping"}')
+            assert "pong" in str(await ws.recv())
+        sixth = await websockets.connect(urls[0], user_agent_header=agent["User-Agent"])
+        assert await close_of(sixth) == (1013, "too many sockets for this session")
+        # Deleted through replica 0: the sockets on replica 1 close too (sweep), all with 4004.
+        auth = {"Authorization": f"Bearer {session['token']}"}
+        assert (await client.delete(f"/api/v1/sessions/{session['session_id']}", headers=auth)).status_code == 204
+        codes = await asyncio.gather(*(close_of(ws) for ws in sockets))
+        assert set(codes) == {(4004, "session expired or deleted")}
+
+
+# Last: it spends this address's whole budget.
 async def test_a_client_over_the_limit_is_refused_by_every_replica(stack: Stack) -> None:
     replicas = [httpx.AsyncClient(base_url=f"http://127.0.0.1:{stack.gateway_port + i}", timeout=30) for i in range(2)]
     try:

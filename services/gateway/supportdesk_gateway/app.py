@@ -28,6 +28,7 @@ from supportdesk_gateway.publisher import EventPublisher
 from supportdesk_gateway.relay import Relay
 from supportdesk_gateway.requests import HEADER, RequestId, request_id_of
 from supportdesk_gateway.settings import GatewaySettings
+from supportdesk_gateway.sweeper import SessionSweeper
 from supportdesk_platform.kafka import TopicProvisioner
 from supportdesk_platform.lifecycle import Component, Service
 from supportdesk_platform.ops import Health, ops_router, redis_check
@@ -65,6 +66,15 @@ def build_gateway(
     hub = Hub(settings.ws_send_queue)
     relay = Relay(settings, hub)
 
+    sessions = GatewaySessions(
+        client,
+        SessionCipher(settings.encryption_keys),
+        settings.session_ttl_seconds,
+        settings.redis_key_prefix,
+        IdentityVerifier(settings.identity_secret.get_secret_value() if settings.identity_secret else None),
+    )
+    sweeper = SessionSweeper(hub, sessions, settings.session_sweep_seconds)
+
     async def close_sockets() -> None:
         if hub.close_all():
             await asyncio.sleep(SOCKET_CLOSE_GRACE_SECONDS)
@@ -74,7 +84,8 @@ def build_gateway(
         router=relay.router,
         checks={"redis": redis_check(client), "outbound_relay": relay.ready},
         details={"websockets": lambda: hub.socket_count},
-        on_drain=[close_sockets],
+        on_start=[sweeper.start],
+        on_drain=[sweeper.stop, close_sockets],
         closers=[] if redis is not None else [client.aclose],
     )
     service = Service(
@@ -90,13 +101,7 @@ def build_gateway(
     metrics = GatewayMetrics(health.registry, hub)
     context = GatewayContext(
         settings=settings,
-        sessions=GatewaySessions(
-            client,
-            SessionCipher(settings.encryption_keys),
-            settings.session_ttl_seconds,
-            settings.redis_key_prefix,
-            IdentityVerifier(settings.identity_secret.get_secret_value() if settings.identity_secret else None),
-        ),
+        sessions=sessions,
         documents=DocumentRegistry(client, settings.redis_key_prefix),
         hub=hub,
         events=EventPublisher(service.broker, settings.topics, settings.replica_id),

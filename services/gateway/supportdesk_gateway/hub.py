@@ -44,6 +44,7 @@ class Close:
 
 SHUTTING_DOWN = Close(GOING_AWAY, "server going away")
 NOT_READING = Close(TOO_SLOW, "client does not read its frames", urgent=True)
+SESSION_ENDED = Close(4004, "session expired or deleted", urgent=True)
 
 
 class SlowConsumer(RuntimeError):
@@ -148,6 +149,19 @@ class Hub:
         connection = Connection(session_id, self.queue_size)
         self._sockets[session_id].add(connection)
         return connection
+
+    def sockets_of(self, session_id: str) -> int:
+        return len(self._sockets.get(session_id, ()))
+
+    def session_ids(self) -> list[str]:
+        return list(self._sockets)
+
+    def end_session(self, session_id: str) -> int:
+        """Closes the sockets of a session that no longer exists; returns how many."""
+        connections = list(self._sockets.pop(session_id, ()))
+        for connection in connections:
+            connection.close(SESSION_ENDED)
+        return len(connections)
 
     def disconnect(self, connection: Connection) -> None:
         sockets = self._sockets.get(connection.session_id)

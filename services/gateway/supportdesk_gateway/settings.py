@@ -56,6 +56,11 @@ class GatewaySettings(SessionStateSettings):
     )
     fingerprint_ipv4_prefix: int = Field(default=24, ge=8, le=32, description="IPv4 bits of the bound network.")
     fingerprint_ipv6_prefix: int = Field(default=48, ge=16, le=128, description="IPv6 bits of the bound network.")
+    session_sweep_seconds: float = Field(
+        default=5, gt=0, description="How often sockets of deleted or expired sessions are looked for and closed."
+    )
+    ws_max_connections: int = Field(default=20_000, ge=1, description="Open WebSockets per gateway replica.")
+    ws_max_per_session: int = Field(default=5, ge=1, description="Open WebSockets per session on one replica.")
     cors_allow_origins: str = Field(
         default="",
         description="Comma-separated origins whose pages may call the API from a browser (CORS); none when empty."

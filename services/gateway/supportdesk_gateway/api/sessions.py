@@ -58,6 +58,8 @@ async def read_session(session: CurrentSession) -> SessionInfo:
 @router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_session(session: CurrentSession, context: Context) -> Response:
     await context.sessions.delete(session.session_id)
+    # Its sockets here close now; other replicas' within a sweep (sweeper.py).
+    context.hub.end_session(session.session_id)
     await context.events.session_closed(session.session_id, "deleted")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -47,8 +47,10 @@ Close codes: {CLOSE_BAD_SESSION_ID} missing or malformed session id,
 {CLOSE_WRONG_TOKEN} wrong token (or, with FINGERPRINT_MODE=strict, another client's session),
 {CLOSE_UNKNOWN_SESSION} unknown or expired session,
 1001 server going away (reconnect and `resume`), 1008 the client does not read
-its frames, {CLOSE_TRY_AGAIN_LATER} the session store is unavailable or the client
-opens connections too fast (after an `error` frame `rate_limited`). Frames are
+its frames, {CLOSE_TRY_AGAIN_LATER} the session store is unavailable, the client
+opens connections too fast (after an `error` frame `rate_limited`), the session
+has too many sockets open or the gateway is at capacity. A socket of a session
+that is deleted or expires is closed with {CLOSE_UNKNOWN_SESSION} within seconds. Frames are
 limited to {MAX_FRAME_BYTES} bytes."""
 
 
@@ -216,6 +218,13 @@ async def chat_socket(websocket: WebSocket, session_id: str | None = None, token
         return
     assert session_id is not None
     bind(session_id=session_id)
+    # Bounded cost per client: sockets per session, and per replica.
+    if context.hub.sockets_of(session_id) >= context.settings.ws_max_per_session:
+        await websocket.close(CLOSE_TRY_AGAIN_LATER, "too many sockets for this session")
+        return
+    if context.hub.socket_count >= context.settings.ws_max_connections:
+        await websocket.close(CLOSE_TRY_AGAIN_LATER, "gateway at capacity; retry later")
+        return
     connection = context.hub.connect(session_id)
     try:
         await ChatSocket(websocket, context, connection).serve()
