@@ -77,10 +77,11 @@ class TurnFailed(SessionEvent):
 
 
 class SessionClosed(SessionEvent):
-    """A client or the cleanup deleted a session."""
+    """A client deleted a session, or it expired (announced by the session
+    worker's reaper once the session's keys are gone)."""
 
     event_type: Literal["session.closed"] = "session.closed"
-    reason: str = Field(description="Why it was closed.", examples=["deleted"])
+    reason: str = Field(description="Why it was closed.", examples=["deleted", "expired"])
 
 
 InboundEvent = Annotated[MessageReceived | ReplyCompleted | SessionClosed, Field(discriminator="event_type")]

@@ -3,6 +3,7 @@ token for it (recovery), delete it. Everything else that changes a session is
 the session worker's (`recorder`)."""
 
 import secrets
+import time
 import uuid
 
 from redis.asyncio import Redis
@@ -55,6 +56,7 @@ class GatewaySessions(SessionState):
             pipe.sadd(keys.tokens, hash_token(token))
             pipe.expire(keys.meta, self.ttl)
             pipe.expire(keys.tokens, self.ttl)
+            pipe.zadd(self.active, {session_id: time.time() + self.ttl})
             if user_id is not None:
                 pipe.set(self.user_key(user_id), session_id, ex=self.ttl)
             await pipe.execute()
@@ -93,6 +95,7 @@ class GatewaySessions(SessionState):
         # The index's name as stored, not recomputed: the secret may have changed since.
         index = await self.redis.hget(keys.meta, "user_key")  # type: ignore[misc]
         removed = await self.redis.delete(*keys.all())
+        await self.redis.zrem(self.active, session_id)
         if index is not None:
             current = await self.redis.get(as_text(index))
             if current is not None and as_text(current) == session_id:

@@ -29,6 +29,12 @@ class SessionKeys:
         return list(astuple(self))
 
 
+def active_index(prefix: str) -> str:
+    """Sorted set of live sessions: id to the time (epoch seconds) it expires
+    unless active again. Counts them, and lets one worker notice an expiry."""
+    return f"{prefix}:active"
+
+
 def user_key(prefix: str, digest: str) -> str:
     """A verified user's recovery index (their active session id), named by
     the keyed digest of their id (`IdentityVerifier.index_digest`)."""

@@ -2,6 +2,7 @@
 once, with its frame, in one atomic step. Delivery is at-least-once, so a
 redelivered event finds its id recorded and gets its original seq back."""
 
+import time
 from typing import Any
 
 from redis.asyncio import Redis
@@ -87,8 +88,12 @@ class SessionRecorder(SessionState):
         status, seq, user_key = await self._record_once(keys=self.keys(session_id).all(), args=args)
         if status == -1:
             return None
-        if user_key:
-            await self.redis.expire(as_text(user_key), self.ttl)
+        # Outside the Lua step: these keys live in other hash slots (Redis Cluster).
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(self.active, {session_id: time.time() + self.ttl})
+            if user_key:
+                pipe.expire(as_text(user_key), self.ttl)
+            await pipe.execute()
         return Recorded(new=status == 1, seq=int(seq))
 
     async def record_user_message(self, session_id: str, message_id: str, content: str) -> Recorded | None:

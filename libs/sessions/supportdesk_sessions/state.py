@@ -3,6 +3,7 @@ process may read; writes belong to `recorder` (session worker) and `access`
 (the gateway's named operations)."""
 
 import logging
+import time
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +13,7 @@ from redis.asyncio import Redis
 from supportdesk_contracts.frames import SERVER_FRAME, LoggedFrame, ReplyFrame
 from supportdesk_platform.redis_values import as_text
 from supportdesk_sessions.cipher import SessionCipher, SessionDecryptError
-from supportdesk_sessions.keys import SessionKeys, hash_token
+from supportdesk_sessions.keys import SessionKeys, active_index, hash_token
 from supportdesk_sessions.records import SessionRecord
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,14 @@ class SessionState:
 
     def keys(self, session_id: str) -> SessionKeys:
         return SessionKeys.of(self.prefix, session_id)
+
+    @property
+    def active(self) -> str:
+        return active_index(self.prefix)
+
+    async def active_count(self) -> int:
+        """Sessions that have not expired."""
+        return int(await self.redis.zcount(self.active, time.time(), "+inf"))
 
     def _frame(self, raw: bytes | str, seq: int) -> LoggedFrame:
         """Frames are stored without their seq (Lua assigns it as it stores)."""

@@ -1,12 +1,14 @@
 """Wiring of the session worker: the one place its clients meet its handlers."""
 
 from faststream.kafka import KafkaBroker
+from prometheus_client import CollectorRegistry, Gauge
 from redis.asyncio import Redis
 
 from supportdesk_platform.kafka import TopicProvisioner
 from supportdesk_platform.lifecycle import Component, Service
 from supportdesk_platform.ops import Health, redis_check
 from supportdesk_session.handlers import build_router
+from supportdesk_session.reaper import SessionReaper
 from supportdesk_session.settings import SessionWorkerSettings
 from supportdesk_sessions.cipher import SessionCipher
 from supportdesk_sessions.recorder import SessionRecorder
@@ -22,11 +24,25 @@ def build_recorder(settings: SessionWorkerSettings, redis: Redis) -> SessionReco
     )
 
 
-def session_component(settings: SessionWorkerSettings, redis: Redis) -> Component:
+def session_component(
+    settings: SessionWorkerSettings, redis: Redis, registry: CollectorRegistry | None = None
+) -> Component:
+    store = build_recorder(settings, redis)
+    router = build_router(settings, store)
+    reaper = SessionReaper(
+        store, router.publisher(settings.topics.chat_inbound, title="session:expiries"), settings.session_reap_seconds
+    )
+    if registry is not None:
+        Gauge("supportdesk_sessions_active", "Sessions that have not expired.", registry=registry).set_function(
+            lambda: reaper.active
+        )
     return Component(
         "session",
-        router=build_router(settings, build_recorder(settings, redis)),
+        router=router,
         checks={"redis": redis_check(redis)},
+        details={"active_sessions": lambda: reaper.active},
+        on_start=[reaper.start],
+        on_drain=[reaper.stop],
     )
 
 
@@ -42,9 +58,8 @@ def build_worker(
     (and then closed by the worker when it stops)."""
     own_redis = redis is None
     redis = redis or Redis.from_url(str(settings.redis_url))
-    component = session_component(settings, redis)
+    health = health or Health("session")
+    component = session_component(settings, redis, health.registry)
     if own_redis:
         component.closers.append(redis.aclose)
-    return Service(
-        "session", settings, health or Health("session"), [component], broker=broker, provisioner=provisioner
-    )
+    return Service("session", settings, health, [component], broker=broker, provisioner=provisioner)
