@@ -25,7 +25,7 @@ class KnowledgeBase:
         index = KnowledgeIndex(
             open_client(settings), settings.qdrant_collection, embedder.dimension, server=bool(settings.qdrant_url)
         )
-        await index.ensure_collection()
+        await index.ensure_collection_when_up(settings.qdrant_connect_timeout_seconds)
         return cls(settings, embedder, index)
 
     async def close(self) -> None:

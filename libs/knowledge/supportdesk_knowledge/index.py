@@ -1,19 +1,30 @@
 """The Qdrant collection of knowledge chunks. Embedded local mode by default,
 a Qdrant server when a URL is given; the code is the same."""
 
+import asyncio
+import logging
+import random
 import uuid
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
+import httpx
 from qdrant_client import AsyncQdrantClient, models
-from qdrant_client.http.exceptions import UnexpectedResponse
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from supportdesk_knowledge.settings import KnowledgeSettings
 
 # Chunk point ids derive from (document, position), so indexing the same
 # document again overwrites its points instead of adding copies.
 _POINT_NAMESPACE = uuid.UUID("6b1f2f4e-9c3d-4a7e-8f21-5d8c0e9a7b11")
+
+
+log = logging.getLogger(__name__)
+
+
+class QdrantUnavailable(RuntimeError):
+    """The Qdrant server did not answer within the start-up wait."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,24 @@ class KnowledgeIndex:
             await self.client.create_payload_index(
                 self.collection, "document_id", field_schema=models.PayloadSchemaType.KEYWORD
             )
+
+    async def ensure_collection_when_up(self, timeout_seconds: float) -> None:
+        """`ensure_collection`, waiting with backoff for a server that is
+        still starting (a first deploy pulls its image): the pod waits
+        instead of crash-looping."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_seconds
+        backoff = 0.5
+        while True:
+            try:
+                await self.ensure_collection()
+                return
+            except (ResponseHandlingException, httpx.TransportError) as exc:
+                if loop.time() + backoff > deadline:
+                    raise QdrantUnavailable(f"Qdrant not reachable after {timeout_seconds:.0f} s: {exc}") from exc
+                log.warning("qdrant not ready (%s); retrying in %.1f s", exc, backoff)
+                await asyncio.sleep(backoff * random.uniform(0.8, 1.2))
+                backoff = min(backoff * 2, 10.0)
 
     def _document_filter(self, document_id: str) -> models.Filter:
         return models.Filter(

@@ -9,6 +9,9 @@ class KnowledgeSettings(BaseSettings):
     qdrant_api_key: str | None = None
     qdrant_path: str = Field(default="./data/qdrant", description="Local-mode data folder (one process at a time).")
     qdrant_collection: str = "supportdesk_knowledge"
+    qdrant_connect_timeout_seconds: float = Field(
+        default=180, gt=0, description="How long start-up waits for the Qdrant server, retrying with backoff."
+    )
     embedding_model_path: str | None = Field(
         default=None, description="Folder of a sentence-transformers model; the packaged all-MiniLM-L6-v2 when unset."
     )

@@ -87,6 +87,10 @@ def build_broker(settings: ServiceSettings, client_id: str, registry: CollectorR
         settings.kafka_bootstrap_servers,
         client_id=client_id,
         security=kafka_security(settings),
+        # Every in-sync replica has an event before it counts as sent: with
+        # min.insync.replicas 2 of 3, a leader failing loses nothing that was
+        # acknowledged (the default, 1, acknowledges on the leader alone).
+        acks="all",
         # Topics are created explicitly with the configured partition count;
         # auto-creation would give whatever the broker's default is.
         allow_auto_create_topics=False,

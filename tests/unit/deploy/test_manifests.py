@@ -424,6 +424,10 @@ def test_secrets_come_only_from_the_secret(rendered: Callable[[str], list[Object
                 refs[var["name"]] = ref.get("optional", False)
         assert "envFrom" not in container(workload) or all("secretRef" not in s for s in container(workload)["envFrom"])
         required, optional = SECRETS[name]
+        if config(objects).get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").startswith("SASL"):
+            # Then the login is required: a pod waits for it instead of failing its settings.
+            sasl = {"KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"}
+            required, optional = required | sasl, optional - sasl
         assert {k for k, opt in refs.items() if not opt} == required, name
         assert {k for k, opt in refs.items() if opt} == optional, name
 

@@ -11,8 +11,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from faststream.security import SASLScram512
+from prometheus_client import CollectorRegistry
 
-from supportdesk_platform.kafka import kafka_client_options, kafka_security
+from supportdesk_platform.kafka import build_broker, kafka_client_options, kafka_security
 from supportdesk_platform.settings import ServiceSettings
 
 
@@ -93,3 +94,20 @@ def test_a_missing_certificate_file_fails_at_start_up(tmp_path: Path) -> None:
     settings = ServiceSettings(kafka_security_protocol="SSL", kafka_ssl_cafile=str(tmp_path / "missing.crt"))
     with pytest.raises(FileNotFoundError):
         kafka_security(settings)
+
+
+def test_the_broker_logs_in_and_waits_for_every_in_sync_replica() -> None:
+    """The security reaches the service's own producer and consumers, and a
+    send counts only once every in-sync replica has it (acks=all)."""
+    settings = ServiceSettings(
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_mechanism="SCRAM-SHA-256",
+        kafka_sasl_username="svc",
+        kafka_sasl_password="pw",
+    )
+    broker = build_broker(settings, "test", CollectorRegistry())
+    connection = broker._connection_kwargs
+    assert connection["acks"] == "all"
+    consumer = broker.config.broker_config.builder.keywords  # type: ignore[attr-defined]
+    assert (consumer["security_protocol"], consumer["sasl_mechanism"]) == ("SASL_PLAINTEXT", "SCRAM-SHA-256")
+    assert consumer["sasl_plain_username"] == "svc"
