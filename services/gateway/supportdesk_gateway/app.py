@@ -84,8 +84,8 @@ def build_gateway(
         router=relay.router,
         checks={"redis": redis_check(client), "outbound_relay": relay.ready},
         details={"websockets": lambda: hub.socket_count},
-        on_start=[sweeper.start],
-        on_drain=[sweeper.stop, close_sockets],
+        on_start=[sweeper.periodic.start],
+        on_drain=[sweeper.periodic.stop, close_sockets],
         closers=[] if redis is not None else [client.aclose],
     )
     service = Service(

@@ -4,12 +4,12 @@ token that no longer means anything. Every few seconds each replica asks
 Redis, in one round trip, which of the sessions it holds sockets for still
 exist, and closes the others' sockets (4004)."""
 
-import asyncio
 import logging
 
 from redis.exceptions import RedisError
 
 from supportdesk_gateway.hub import Hub
+from supportdesk_platform.periodic import Periodic
 from supportdesk_sessions.state import SessionState
 
 log = logging.getLogger(__name__)
@@ -19,8 +19,7 @@ class SessionSweeper:
     def __init__(self, hub: Hub, sessions: SessionState, interval_seconds: float) -> None:
         self.hub = hub
         self.sessions = sessions
-        self.interval = interval_seconds
-        self._task: asyncio.Task[None] | None = None
+        self.periodic = Periodic("session sweep", interval_seconds, self.sweep, (RedisError,))
 
     async def sweep(self) -> int:
         """One pass; returns how many sockets were closed."""
@@ -37,19 +36,3 @@ class SessionSweeper:
                 closed += self.hub.end_session(session_id)
                 log.info("session ended; its sockets closed", extra={"session_id": session_id})
         return closed
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.sweep()
-            except RedisError:
-                log.warning("session sweep skipped: the session store is unavailable")
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="session-sweeper")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)

@@ -41,8 +41,8 @@ def session_component(
         router=router,
         checks={"redis": redis_check(redis)},
         details={"active_sessions": lambda: reaper.active},
-        on_start=[reaper.start],
-        on_drain=[reaper.stop],
+        on_start=[reaper.periodic.start],
+        on_drain=[reaper.periodic.stop],
     )
 
 

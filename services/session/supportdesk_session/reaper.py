@@ -5,7 +5,6 @@ log, so expiries can be counted and acted on like deletions. Several session
 workers may reap at once: only the one whose removal from the index succeeds
 reports an expiry, so each is reported once."""
 
-import asyncio
 import logging
 import time
 
@@ -13,6 +12,7 @@ from redis.exceptions import RedisError
 
 from supportdesk_contracts.events import SessionClosed
 from supportdesk_platform.kafka import Publisher, key_of
+from supportdesk_platform.periodic import Periodic
 from supportdesk_sessions.state import SessionState
 
 log = logging.getLogger(__name__)
@@ -23,9 +23,8 @@ class SessionReaper:
     def __init__(self, store: SessionState, inbound: Publisher, interval_seconds: float) -> None:
         self.store = store
         self.inbound = inbound
-        self.interval = interval_seconds
         self.active = 0
-        self._task: asyncio.Task[None] | None = None
+        self.periodic = Periodic("expiry sweep", interval_seconds, self.reap, (RedisError,))
 
     async def reap(self) -> int:
         """One pass: returns how many expiries it reported."""
@@ -46,19 +45,3 @@ class SessionReaper:
                 )
         self.active = await self.store.active_count()
         return expired
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.reap()
-            except RedisError:
-                log.warning("expiry sweep skipped: the session store is unavailable")
-            await asyncio.sleep(self.interval)
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="session-reaper")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
