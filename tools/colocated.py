@@ -26,7 +26,7 @@ async def build(agent: AgentSettings, ingest: IngestSettings, health: Health) ->
     kb = await KnowledgeBase.open(agent.knowledge)
     redis = Redis.from_url(str(ingest.redis_url))
     llm = build_llm_client(agent) if agent.llm_configured else None
-    components = [agent_component(agent, kb, health.registry, llm), ingest_component(ingest, kb, redis)]
+    components = [agent_component(agent, kb, health.registry, llm, redis), ingest_component(ingest, kb, redis)]
     components[-1].closers += [kb.close, redis.aclose] + ([llm.close] if llm is not None else [])
     # One broker for both: the agent's settings carry the shared Kafka ones.
     return Service("agent+ingest", agent, health, components)

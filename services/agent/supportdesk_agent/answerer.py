@@ -2,18 +2,22 @@
 context), streamed generation, and the completed reply."""
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from supportdesk_agent.budget import LlmBudget, estimated_tokens
 from supportdesk_agent.escalation import EscalationPolicy, Verdict
 from supportdesk_agent.generators import Generator, pieces
 from supportdesk_agent.metrics import AgentMetrics
 from supportdesk_contracts.events import Reply, ReplyCompleted, ReplyDeltaProduced, Source, TurnRequested
 from supportdesk_knowledge.index import Hit
 from supportdesk_platform.kafka import Publisher, key_of
+
+log = logging.getLogger(__name__)
 
 HANDOFF = "I'm connecting you with a human agent. Someone from our team will reply here shortly."
 ESCALATION_NOTE = "I've also asked a human colleague to look at this conversation."
@@ -104,9 +108,15 @@ class TurnAnswerer:
         deltas: Publisher,
         completions: Publisher,
         metrics: AgentMetrics,
+        budget: LlmBudget | None = None,
+        within_budget: Generator | None = None,
     ) -> None:
+        """With a `budget`, `generator` is the costly one (the LLM) and
+        `within_budget` answers a session that has spent its budget."""
         self.retriever = retriever
         self.generator = generator
+        self.budget = budget
+        self.within_budget = within_budget
         self.escalation = escalation
         self.retrieval = retrieval
         self.escalate_on_no_answer = escalate_on_no_answer
@@ -123,6 +133,13 @@ class TurnAnswerer:
             hits = await self.retriever.search(f"{previous[-1]} {turn.content}", k, min_score)
         return [h for h in hits if h.score >= hits[0].score - self.retrieval.relative_margin] if hits else []
 
+    async def _generator_for(self, session_id: str) -> Generator:
+        if self.budget is None or self.within_budget is None or not await self.budget.exhausted(session_id):
+            return self.generator
+        self.metrics.over_budget.inc()
+        log.info("LLM budget spent; answering from the passages", extra={"session_id": session_id})
+        return self.within_budget
+
     def _escalation_reason(self, verdict: Verdict, hits: list[Hit]) -> str | None:
         if verdict.reason is None and not hits and self.escalate_on_no_answer and self.escalation.enabled:
             return "no relevant knowledge"
@@ -137,8 +154,12 @@ class TurnAnswerer:
             await stream.emit_text(HANDOFF)
         else:
             hits = await self.retrieve(turn)
-            async for piece in self.generator.stream(turn.content, turn.history, hits):
+            generator = await self._generator_for(turn.session_id)
+            async for piece in generator.stream(turn.content, turn.history, hits):
                 await stream.emit(piece)
+            if generator is self.generator and self.budget is not None and hits:
+                tokens = estimated_tokens(turn.content, turn.history, hits, stream.text)
+                await self.budget.charge(turn.session_id, tokens)
         reason = self._escalation_reason(verdict, hits)
         if reason is not None and not verdict.human_requested:
             await stream.emit_text(f"\n\n{ESCALATION_NOTE}")

@@ -3,7 +3,9 @@
 from faststream.kafka import KafkaBroker
 from openai import AsyncOpenAI
 from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
 
+from supportdesk_agent.budget import LlmBudget
 from supportdesk_agent.generators import ExtractiveGenerator, Generator, LlmGenerator
 from supportdesk_agent.handlers import build_router
 from supportdesk_agent.metrics import AgentMetrics
@@ -39,15 +41,26 @@ def build_generator(settings: AgentSettings, kb: KnowledgeBase, llm: AsyncOpenAI
 
 
 def agent_component(
-    settings: AgentSettings, knowledge: KnowledgeBase, registry: CollectorRegistry, llm: AsyncOpenAI | None = None
+    settings: AgentSettings,
+    knowledge: KnowledgeBase,
+    registry: CollectorRegistry,
+    llm: AsyncOpenAI | None = None,
+    redis: Redis | None = None,
 ) -> Component:
     """The agent's subscriber and checks, for a process of its own or one it
     shares with ingest (Qdrant local mode: one process per folder). Answers
-    through `llm` when given, extractively otherwise."""
+    through `llm` when given, extractively otherwise; with `redis`, each
+    session's LLM use is capped (LLM_BUDGET_TOKENS)."""
     generator = build_generator(settings, knowledge, llm)
+    budget = None
+    if llm is not None and redis is not None and settings.llm_budget_tokens > 0:
+        budget = LlmBudget(
+            redis, settings.redis_key_prefix, settings.llm_budget_tokens, settings.llm_budget_period_seconds
+        )
+    within_budget = ExtractiveGenerator(knowledge.embedder)
     return Component(
         "agent",
-        router=build_router(settings, knowledge, generator, AgentMetrics(registry)),
+        router=build_router(settings, knowledge, generator, AgentMetrics(registry), budget, within_budget),
         checks={"qdrant": knowledge.index.ready},
         details={
             "generator": lambda: {
@@ -63,6 +76,7 @@ async def build_worker(
     *,
     knowledge: KnowledgeBase | None = None,
     llm: AsyncOpenAI | None = None,
+    redis: Redis | None = None,
     broker: KafkaBroker | None = None,
     provisioner: TopicProvisioner | None = None,
     health: Health | None = None,
@@ -73,8 +87,13 @@ async def build_worker(
     kb = knowledge or await KnowledgeBase.open(settings.knowledge)
     own_llm = llm is None and settings.llm_configured
     client = build_llm_client(settings) if own_llm else llm
+    # Only the LLM budget needs Redis.
+    own_redis = redis is None and client is not None and settings.llm_budget_tokens > 0
+    store = Redis.from_url(str(settings.redis_url)) if own_redis else redis
     health = health or Health("agent")
-    component = agent_component(settings, kb, health.registry, client)
+    component = agent_component(settings, kb, health.registry, client, store)
+    if own_redis and store is not None:
+        component.closers.append(store.aclose)
     if knowledge is None:
         component.closers.append(kb.close)
     if own_llm and client is not None:

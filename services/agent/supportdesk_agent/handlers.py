@@ -4,6 +4,7 @@ from faststream.kafka import KafkaRouter
 from pydantic import TypeAdapter
 
 from supportdesk_agent.answerer import Retriever, TurnAnswerer
+from supportdesk_agent.budget import LlmBudget
 from supportdesk_agent.escalation import EscalationPolicy
 from supportdesk_agent.generators import Generator
 from supportdesk_agent.metrics import AgentMetrics
@@ -15,7 +16,12 @@ _TURN = TypeAdapter(TurnRequested)
 
 
 def build_router(
-    settings: AgentSettings, retriever: Retriever, generator: Generator, metrics: AgentMetrics
+    settings: AgentSettings,
+    retriever: Retriever,
+    generator: Generator,
+    metrics: AgentMetrics,
+    budget: LlmBudget | None = None,
+    within_budget: Generator | None = None,
 ) -> KafkaRouter:
     topics = settings.topics
     router = KafkaRouter()
@@ -33,6 +39,8 @@ def build_router(
         deltas=deltas,
         completions=router.publisher(topics.chat_inbound, title="agent:completions"),
         metrics=metrics,
+        budget=budget,
+        within_budget=within_budget,
     )
     dead_letters = DeadLetters(router.publisher(topics.dead_letters, title="agent:deadletter"), "agent")
 

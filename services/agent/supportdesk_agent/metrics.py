@@ -10,6 +10,11 @@ class AgentMetrics:
             registry=registry,
         )
         self.escalations = Counter("supportdesk_agent_escalations", "Turns that escalated.", registry=registry)
+        self.over_budget = Counter(
+            "supportdesk_agent_llm_over_budget",
+            "Turns answered from the passages because the session spent its LLM budget.",
+            registry=registry,
+        )
         self.answer_seconds = Histogram(
             "supportdesk_agent_answer_seconds",
             "Retrieval plus generation time of one turn.",

@@ -37,6 +37,14 @@ class AgentSettings(WorkerSettings):
     llm_max_tokens: int = Field(default=400, ge=16)
     llm_temperature: float = Field(default=0.2, ge=0, le=2)
 
+    llm_budget_tokens: int = Field(
+        default=20_000,
+        ge=0,
+        description="LLM tokens (estimated) one session may spend per budget period; then it is answered from the"
+        " passages. 0: no budget.",
+    )
+    llm_budget_period_seconds: float = Field(default=3600, gt=0)
+
     rag_search_k: int = Field(default=4, ge=1, le=20)
     rag_similarity_threshold: float = Field(
         default=0.35, ge=0, le=1, description="Passages scoring below this are not relevant."

@@ -30,7 +30,7 @@ KAFKA_SECRETS = {"KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD", "KAFKA_SSL_KEY_PA
 SECRETS: dict[str, tuple[set[str], set[str]]] = {
     "gateway": ({"ADMIN_API_KEY", "SESSION_ENCRYPTION_KEYS", "REDIS_URL"}, {"IDENTITY_SECRET"} | KAFKA_SECRETS),
     "session": ({"SESSION_ENCRYPTION_KEYS", "REDIS_URL"}, KAFKA_SECRETS),
-    "agent": ({"QDRANT_URL"}, {"QDRANT_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_KEY"} | KAFKA_SECRETS),
+    "agent": ({"QDRANT_URL", "REDIS_URL"}, {"QDRANT_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_KEY"} | KAFKA_SECRETS),
     "ingest": ({"REDIS_URL", "QDRANT_URL"}, {"QDRANT_API_KEY"} | KAFKA_SECRETS),
     "topics": (set(), KAFKA_SECRETS),
 }
@@ -48,7 +48,7 @@ KAFKA = {9092, 9093}
 EGRESS = {
     "gateway": KAFKA | {6379},
     "session": KAFKA | {6379},
-    "agent": KAFKA | {6333, 6334, 443},
+    "agent": KAFKA | {6379, 6333, 6334, 443},
     "ingest": KAFKA | {6379, 6333, 6334},
     "topics": KAFKA,
 }
@@ -604,7 +604,11 @@ def test_network_policies(rendered: Callable[[str], list[Object]], target: str) 
 
 def test_dev_dependencies_accept_only_their_clients(rendered: Callable[[str], list[Object]]) -> None:
     objects = rendered("overlays/dev")
-    clients = {"kafka": set(SERVICES), "redis": {"gateway", "session", "ingest"}, "qdrant": {"agent", "ingest"}}
+    clients = {
+        "kafka": set(SERVICES),
+        "redis": {"gateway", "session", "agent", "ingest"},
+        "qdrant": {"agent", "ingest"},
+    }
     for dependency, allowed_clients in clients.items():
         server = find(objects, "StatefulSet", dependency)
         rules = policies_for(objects, server, "Ingress")
