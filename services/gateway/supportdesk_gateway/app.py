@@ -83,7 +83,7 @@ def build_gateway(
         "gateway",
         router=relay.router,
         checks={"redis": redis_check(client), "outbound_relay": relay.ready},
-        details={"websockets": lambda: hub.socket_count},
+        details={"websockets": lambda: hub.socket_count, "active_sessions": lambda: sweeper.active_sessions},
         on_start=[sweeper.periodic.start],
         on_drain=[sweeper.periodic.stop, close_sockets],
         closers=[] if redis is not None else [client.aclose],

@@ -20,9 +20,12 @@ class SessionSweeper:
         self.hub = hub
         self.sessions = sessions
         self.periodic = Periodic("session sweep", interval_seconds, self.sweep, (RedisError,))
+        # Live sessions of the whole deployment, as of the last pass (diagnostics).
+        self.active_sessions = 0
 
     async def sweep(self) -> int:
         """One pass; returns how many sockets were closed."""
+        self.active_sessions = await self.sessions.active_count()
         session_ids = self.hub.session_ids()
         if not session_ids:
             return 0
