@@ -1,6 +1,12 @@
 """Small builders the tests share."""
 
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 from redis.asyncio import Redis
@@ -38,3 +44,46 @@ class InProcess:
     gateway: Gateway
     http: httpx.AsyncClient
     turns: list[TurnRequested]
+
+
+def rss() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+class Watch:
+    """The longest stall of the event loop (a task ticking every 50 ms) and
+    the highest RSS of this process (sampled by a thread, so that a blocked
+    loop is measured too)."""
+
+    def __init__(self) -> None:
+        self.longest_gap = 0.0
+        self.baseline_rss = self.peak_rss = rss()
+        self.stopped = threading.Event()
+
+    async def tick(self) -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.05)
+            self.longest_gap = max(self.longest_gap, time.monotonic() - last)
+            last = time.monotonic()
+
+    def sample(self) -> None:
+        while not self.stopped.wait(0.01):
+            self.peak_rss = max(self.peak_rss, rss())
+
+
+@asynccontextmanager
+async def watching() -> AsyncIterator[Watch]:
+    watch = Watch()
+    sampler = threading.Thread(target=watch.sample, daemon=True)
+    sampler.start()
+    ticker = asyncio.create_task(watch.tick())
+    try:
+        yield watch
+    finally:
+        ticker.cancel()
+        watch.stopped.set()
+        sampler.join()

@@ -5,7 +5,8 @@ from redis.asyncio import Redis
 
 from supportdesk_documents.registry import DocumentRegistry
 from supportdesk_ingest.handlers import build_router
-from supportdesk_ingest.indexing import Indexer
+from supportdesk_ingest.indexing import DocumentParser, Indexer
+from supportdesk_ingest.sandbox import ParseSandbox
 from supportdesk_ingest.settings import IngestSettings
 from supportdesk_knowledge.base import KnowledgeBase
 from supportdesk_platform.kafka import TopicProvisioner
@@ -13,10 +14,14 @@ from supportdesk_platform.lifecycle import Component, Service
 from supportdesk_platform.ops import Health, redis_check
 
 
-def ingest_component(settings: IngestSettings, knowledge: KnowledgeBase, redis: Redis) -> Component:
+def ingest_component(
+    settings: IngestSettings, knowledge: KnowledgeBase, redis: Redis, parser: DocumentParser | None = None
+) -> Component:
     """Ingest's subscriber, checks and start-up work, for a process of its own
-    or one it shares with the agent (Qdrant local mode: one process per folder)."""
-    indexer = Indexer(knowledge, DocumentRegistry(redis, settings.redis_key_prefix))
+    or one it shares with the agent (Qdrant local mode: one process per folder).
+    Documents are parsed in a child process per document unless `parser` says otherwise."""
+    registry = DocumentRegistry(redis, settings.redis_key_prefix)
+    indexer = Indexer(knowledge, registry, parser or ParseSandbox(settings.parse_limits))
     component = Component(
         "ingest",
         router=build_router(settings, indexer),
@@ -39,12 +44,13 @@ async def build_worker(
     broker: KafkaBroker | None = None,
     provisioner: TopicProvisioner | None = None,
     health: Health | None = None,
+    parser: DocumentParser | None = None,
 ) -> Service:
     """The ingest worker; clients not passed in are created from `settings`
     (and then closed by the worker when it stops)."""
     kb = knowledge or await KnowledgeBase.open(settings.knowledge)
     client = redis or Redis.from_url(str(settings.redis_url))
-    component = ingest_component(settings, kb, client)
+    component = ingest_component(settings, kb, client, parser)
     if knowledge is None:
         component.closers.append(kb.close)
     if redis is None:

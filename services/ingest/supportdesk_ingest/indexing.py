@@ -3,10 +3,11 @@
 import hashlib
 import logging
 from pathlib import PurePath
+from typing import Protocol
 
 from supportdesk_contracts.events import DocumentDeleted, DocumentUploaded
 from supportdesk_documents.registry import DocumentRegistry, document_id_for
-from supportdesk_ingest.parsing import UnreadableDocument, extract_text
+from supportdesk_ingest.errors import UnreadableDocument
 from supportdesk_ingest.samples import sample_documents
 from supportdesk_knowledge.base import KnowledgeBase
 
@@ -17,10 +18,18 @@ def title_of(filename: str) -> str:
     return PurePath(filename).stem.replace("_", " ").replace("-", " ").strip() or filename
 
 
+class DocumentParser(Protocol):
+    """Text out of a document's bytes, or `UnreadableDocument` with the reason;
+    `sandbox.ParseSandbox` in the worker."""
+
+    async def extract_text(self, filename: str, data: bytes) -> str: ...
+
+
 class Indexer:
-    def __init__(self, kb: KnowledgeBase, registry: DocumentRegistry) -> None:
+    def __init__(self, kb: KnowledgeBase, registry: DocumentRegistry, parser: DocumentParser) -> None:
         self.kb = kb
         self.registry = registry
+        self.parser = parser
 
     async def uploaded(self, event: DocumentUploaded) -> None:
         data = await self.registry.blob(event.document_id)
@@ -32,9 +41,13 @@ class Indexer:
             return
         await self.registry.mark(event.document_id, "processing")
         try:
-            text = extract_text(event.filename, data)
+            text = await self.parser.extract_text(event.filename, data)
         except UnreadableDocument as exc:
+            # Final, whatever the reason (a limit, a crash of the parser): the
+            # message is acknowledged, since parsing the same bytes again
+            # would end the same way.
             await self.registry.mark(event.document_id, "failed", error=str(exc))
+            log.info("document refused", extra={"document_id": event.document_id, "reason": str(exc)})
             return
         chunks = await self.kb.add_document(event.document_id, title_of(event.filename), text)
         await self.registry.mark(event.document_id, "indexed", chunks=chunks)

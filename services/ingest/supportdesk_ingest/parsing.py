@@ -1,19 +1,73 @@
-"""Text out of the supported document formats."""
+"""Text out of the supported document formats: bytes in, text out, nothing
+else. Every count that grows with the input is capped (`ParseLimits`); time
+and memory are capped by the process this runs in (`sandbox`).
+
+Each parser's library is imported where it is used: a document is parsed in
+a fresh process, which then imports only the library its format needs.
+"""
 
 import csv
 import io
 import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import islice
 from pathlib import PurePath
 
-import docx
-import openpyxl
-from bs4 import BeautifulSoup
-from pypdf import PdfReader
-from pypdf.errors import PyPdfError
+from supportdesk_ingest.archives import check_zip
+from supportdesk_ingest.errors import ParseLimitExceeded, UnreadableDocument
+from supportdesk_ingest.limits import ParseLimits
+
+DEFAULT_LIMITS = ParseLimits()
+HTML_FEED_CHARS = 64 * 1024
+# What a corrupt document raises: docx and xlsx are zip archives of XML (a
+# broken one raises zipfile, KeyError, ValueError, or SyntaxError, the base
+# of lxml's and ElementTree's XML errors); text formats raise csv and
+# decoding errors.
+READ_ERRORS: tuple[type[Exception], ...] = (zipfile.BadZipFile, KeyError, ValueError, OSError, csv.Error, SyntaxError)
 
 
-class UnreadableDocument(ValueError):
-    """The bytes are not a readable document of the type its name says."""
+class _Text:
+    """The document's text as it is extracted, refused as soon as it is longer
+    than allowed (a 100-column csv header repeats on every row)."""
+
+    SEPARATOR = "\n\n"
+
+    def __init__(self, max_chars: int) -> None:
+        self.max_chars = max_chars
+        self.parts: list[str] = []
+        self.chars = 0
+
+    def add(self, piece: str) -> None:
+        self.chars += len(piece) + (len(self.SEPARATOR) if self.parts else 0)
+        if self.chars > self.max_chars:
+            raise ParseLimitExceeded(f"the text is longer than the {self.max_chars:,} characters allowed")
+        self.parts.append(piece)
+
+    def joined(self) -> str:
+        return self.SEPARATOR.join(self.parts)
+
+
+class _TableBudget:
+    """Rows and cells of one document's tables (every sheet of a workbook)."""
+
+    def __init__(self, limits: ParseLimits) -> None:
+        self.limits = limits
+        self.rows = 0
+        self.cells = 0
+
+    def non_empty_rows(self, rows: Iterable[Sequence[object]]) -> Iterator[list[str]]:
+        for row in rows:
+            # Counted before a cell is converted: a row padded to column XFD is
+            # 16,384 cells, and a skipped-to row 1,000,000 costs one each row.
+            self.cells += max(1, len(row))
+            if self.cells > self.limits.max_cells:
+                raise ParseLimitExceeded(f"the document has more than the {self.limits.max_cells:,} cells allowed")
+            values = ["" if value is None else str(value) for value in row]
+            if any(value.strip() for value in values):
+                self.rows += 1
+                if self.rows > self.limits.max_rows:
+                    raise ParseLimitExceeded(f"the document has more than the {self.limits.max_rows:,} rows allowed")
+                yield values
 
 
 def extension_of(filename: str) -> str:
@@ -29,74 +83,136 @@ def _decode(data: bytes) -> str:
     return data.decode("latin-1")
 
 
-def _pdf(data: bytes) -> str:
-    reader = PdfReader(io.BytesIO(data))
-    return "\n\n".join(page.extract_text() or "" for page in reader.pages)
+def _at_most(items: Iterable[object], limit: int, what: str) -> None:
+    if sum(1 for _ in islice(items, limit + 1)) > limit:
+        raise ParseLimitExceeded(f"the document has more than the {limit:,} {what} allowed")
 
 
-def _docx(data: bytes) -> str:
+def _plain(data: bytes, limits: ParseLimits, text: _Text) -> None:
+    text.add(_decode(data))
+
+
+def _pdf(data: bytes, limits: ParseLimits, text: _Text) -> None:
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        _at_most(reader.pages, limits.max_pages, "pages")
+        for page in reader.pages:
+            text.add(page.extract_text() or "")
+    except PyPdfError as exc:
+        raise UnreadableDocument(f"cannot read .pdf file: {exc}") from exc
+
+
+def _docx(data: bytes, limits: ParseLimits, text: _Text) -> None:
+    check_zip(data, limits)
+    import docx
+    from docx.oxml.ns import qn
+
     document = docx.Document(io.BytesIO(data))
-    return "\n\n".join(p.text for p in document.paragraphs if p.text.strip())
+    body = document.element.body
+    # Counted on the parsed tree, before python-docx builds a proxy per
+    # paragraph and run (~70 µs each: a million paragraphs fit in 130 KB).
+    _at_most(body.iter(), limits.max_xml_elements, "XML elements")
+    _at_most(body.iterchildren(qn("w:p")), limits.max_paragraphs, "paragraphs")
+    for paragraph in document.paragraphs:
+        if (line := paragraph.text).strip():
+            text.add(line)
 
 
-def _xlsx(data: bytes) -> str:
+def _xlsx(data: bytes, limits: ParseLimits, text: _Text) -> None:
+    check_zip(data, limits)
+    import openpyxl
+
     book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    lines = []
-    for sheet in book.worksheets:
-        rows = [[("" if c is None else str(c)) for c in row] for row in sheet.iter_rows(values_only=True)]
-        lines += _rows_as_text(rows)
-    return "\n\n".join(lines)
+    try:
+        budget = _TableBudget(limits)
+        for sheet in book.worksheets:
+            # A sheet's declared dimension is not checked against its cells:
+            # openpyxl would pad every row to it (A1:XFD5000 is 82 million
+            # cells from 1.5 KB). Without it each row ends at its last cell.
+            sheet.reset_dimensions()
+            _rows_as_text(budget.non_empty_rows(sheet.iter_rows(values_only=True)), text)
+    finally:
+        book.close()
 
 
-def _rows_as_text(rows: list[list[str]]) -> list[str]:
+def _rows_as_text(rows: Iterable[list[str]], text: _Text) -> None:
     """Each row becomes a sentence naming its columns, which embeds far better
     than bare cells."""
-    rows = [r for r in rows if any(cell.strip() for cell in r)]
-    if not rows:
-        return []
-    header, body = rows[0], rows[1:]
-    if not body:
-        return [", ".join(header) + "."]
-    return [
-        "; ".join(f"{h.strip()}: {v.strip()}" for h, v in zip(header, row, strict=False) if v.strip()) + "."
-        for row in body
-    ]
+    header: list[str] | None = None
+    has_body = False
+    for row in rows:
+        if header is None:
+            header = row
+            continue
+        has_body = True
+        text.add("; ".join(f"{h.strip()}: {v.strip()}" for h, v in zip(header, row, strict=False) if v.strip()) + ".")
+    if header is not None and not has_body:
+        text.add(", ".join(header) + ".")
 
 
-def _csv(data: bytes) -> str:
-    return "\n\n".join(_rows_as_text(list(csv.reader(io.StringIO(_decode(data))))))
+def _csv(data: bytes, limits: ParseLimits, text: _Text) -> None:
+    # Process-wide, which is fine: a document is parsed in a process of its own.
+    csv.field_size_limit(limits.max_csv_field_chars)
+    budget = _TableBudget(limits)
+    _rows_as_text(budget.non_empty_rows(csv.reader(io.StringIO(_decode(data)))), text)
 
 
-def _html(data: bytes) -> str:
-    soup = BeautifulSoup(_decode(data), "html.parser")
-    for tag in soup(["script", "style", "nav", "footer"]):
-        tag.decompose()
-    return soup.get_text("\n\n", strip=True)
+def _html(data: bytes, limits: ParseLimits, text: _Text) -> None:
+    # libxml2's HTML parser, not the standard library's: html.parser is
+    # quadratic on some malformed input on this Python (120 KB of
+    # "<a b='" takes over a minute). Fed in slices so that elements are
+    # counted while the tree grows, not after.
+    from lxml import etree
+
+    parser = etree.HTMLPullParser(events=("start",))
+    source = _decode(data)
+    elements = 0
+    for start in range(0, len(source), HTML_FEED_CHARS):
+        parser.feed(source[start : start + HTML_FEED_CHARS])
+        elements += sum(1 for _ in parser.read_events())
+        if elements > limits.max_html_elements:
+            raise ParseLimitExceeded(f"the document has more than the {limits.max_html_elements:,} elements allowed")
+    root = parser.close()
+    if root is None:
+        return
+    etree.strip_elements(
+        root, "script", "style", "nav", "footer", etree.Comment, etree.ProcessingInstruction, with_tail=False
+    )
+    for piece in root.itertext():
+        if piece := piece.strip():
+            text.add(piece)
 
 
-def extract_text(filename: str, data: bytes) -> str:
+READERS: dict[str, Callable[[bytes, ParseLimits, _Text], None]] = {
+    ".txt": _plain,
+    ".md": _plain,
+    ".html": _html,
+    ".htm": _html,
+    ".csv": _csv,
+    ".pdf": _pdf,
+    ".docx": _docx,
+    ".xlsx": _xlsx,
+}
+
+
+def extract_text(filename: str, data: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> str:
+    """The text of a document, or `UnreadableDocument` with the reason
+    (`ParseLimitExceeded` when it breaks a limit)."""
     ext = extension_of(filename)
+    reader = READERS.get(ext)
+    if reader is None:
+        raise UnreadableDocument(f"unsupported file type {ext or '(none)'}")
+    text = _Text(limits.max_text_chars)
     try:
-        match ext:
-            case ".txt" | ".md":
-                text = _decode(data)
-            case ".html" | ".htm":
-                text = _html(data)
-            case ".csv":
-                text = _csv(data)
-            case ".pdf":
-                text = _pdf(data)
-            case ".docx":
-                text = _docx(data)
-            case ".xlsx":
-                text = _xlsx(data)
-            case _:
-                raise UnreadableDocument(f"unsupported file type {ext or '(none)'}")
-    except (PyPdfError, zipfile.BadZipFile, KeyError, ValueError, OSError, csv.Error) as exc:
-        if isinstance(exc, UnreadableDocument):
-            raise
-        # docx/xlsx are zip files: a corrupt one raises zipfile/KeyError/ValueError.
+        reader(data, limits, text)
+    except UnreadableDocument:
+        raise
+    except READ_ERRORS as exc:
         raise UnreadableDocument(f"cannot read {ext} file: {exc}") from exc
-    if not text.strip():
+    result = text.joined()
+    if not result.strip():
         raise UnreadableDocument("the document contains no text")
-    return text
+    return result

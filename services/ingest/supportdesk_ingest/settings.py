@@ -1,7 +1,10 @@
 from pydantic import Field
 
+from supportdesk_ingest.limits import ParseLimits
 from supportdesk_knowledge.settings import KnowledgeSettings
 from supportdesk_platform.settings import WorkerSettings
+
+_LIMITS = ParseLimits()
 
 
 class IngestSettings(WorkerSettings):
@@ -12,8 +15,65 @@ class IngestSettings(WorkerSettings):
     )
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
 
+    # Each document is parsed in a process of its own, under these limits; a
+    # document that breaks one ends `failed` with the reason, and is not retried.
+    parse_timeout_seconds: float = Field(
+        default=_LIMITS.timeout_seconds,
+        gt=0,
+        alias="INGEST_PARSE_TIMEOUT_SECONDS",
+        description="Wall-clock time one document's parse may take before its process is killed.",
+    )
+    parse_memory_mb: int = Field(
+        default=_LIMITS.memory_mb,
+        ge=256,
+        alias="INGEST_PARSE_MEMORY_MB",
+        description="Address space of the parse process (RLIMIT_AS), MB; the parser libraries alone take ~150.",
+    )
+    parse_cpu_seconds: int = Field(
+        default=_LIMITS.cpu_seconds,
+        ge=1,
+        alias="INGEST_PARSE_CPU_SECONDS",
+        description="CPU time of the parse process (RLIMIT_CPU); below the timeout, so a busy parse says so.",
+    )
+    max_text_chars: int = Field(
+        default=_LIMITS.max_text_chars,
+        ge=1000,
+        alias="INGEST_MAX_TEXT_CHARS",
+        description="Longest text a document may yield; the default matches the largest plain-text upload (10 MB).",
+    )
+    zip_max_entries: int = Field(
+        default=_LIMITS.zip_max_entries,
+        ge=1,
+        alias="INGEST_ZIP_MAX_ENTRIES",
+        description="Most entries a docx or xlsx archive may hold.",
+    )
+    zip_max_uncompressed_mb: int = Field(
+        default=_LIMITS.zip_max_uncompressed_mb,
+        ge=1,
+        alias="INGEST_ZIP_MAX_UNCOMPRESSED_MB",
+        description="Most a docx or xlsx archive may unpack to, as its directory declares, MB.",
+    )
+    zip_max_ratio: int = Field(
+        default=_LIMITS.zip_max_ratio,
+        ge=1,
+        alias="INGEST_ZIP_MAX_RATIO",
+        description="Highest unpacked:packed ratio of a docx or xlsx archive, and of each of its entries over 1 MB.",
+    )
+
     @property
     def wants_samples(self) -> bool:
         if self.load_sample_knowledge is None:
             return self.environment == "development"
         return self.load_sample_knowledge
+
+    @property
+    def parse_limits(self) -> ParseLimits:
+        return ParseLimits(
+            timeout_seconds=self.parse_timeout_seconds,
+            memory_mb=self.parse_memory_mb,
+            cpu_seconds=self.parse_cpu_seconds,
+            max_text_chars=self.max_text_chars,
+            zip_max_entries=self.zip_max_entries,
+            zip_max_uncompressed_mb=self.zip_max_uncompressed_mb,
+            zip_max_ratio=self.zip_max_ratio,
+        )

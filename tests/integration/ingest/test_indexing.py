@@ -10,6 +10,8 @@ from redis.asyncio import Redis
 from supportdesk_contracts.events import DocumentDeleted, DocumentUploaded
 from supportdesk_documents.registry import DocumentRegistry, document_id_for
 from supportdesk_ingest.indexing import Indexer
+from supportdesk_ingest.limits import ParseLimits
+from supportdesk_ingest.sandbox import ParseSandbox
 from supportdesk_knowledge.base import KnowledgeBase
 from supportdesk_knowledge.embedder import Embedder
 from supportdesk_knowledge.index import KnowledgeIndex, open_client
@@ -51,7 +53,7 @@ async def upload(indexer: Indexer, registry: DocumentRegistry, filename: str, da
 
 async def test_a_reupload_replaces_and_a_delete_removes(kb: KnowledgeBase, redis: Redis, unique: str) -> None:
     registry = DocumentRegistry(redis, unique)
-    indexer = Indexer(kb, registry)
+    indexer = Indexer(kb, registry, ParseSandbox(ParseLimits()))
     other = await upload(indexer, registry, "warehouses.txt", LONG.encode())
     gift = await upload(indexer, registry, "gift-cards.txt", GIFT_CARDS.encode())
     total = await kb.index.count()
