@@ -10,7 +10,7 @@ DEV := $(VENV)/.dev
 PIP := PYTHONWARNINGS=ignore $(VENV)/bin/pip --disable-pip-version-check -qq
 PYTEST := HF_HUB_OFFLINE=1 $(PY) -m pytest
 
-.PHONY: install install-dev run test test-unit test-integration test-e2e system-packages lint format bench asyncapi clean
+.PHONY: install install-dev run test test-unit test-integration test-e2e fuzz system-packages lint format bench asyncapi clean
 
 # A CPU build of torch first (on these machines a local wheel): plain `torch`
 # would pull several GB of CUDA packages.
@@ -49,6 +49,12 @@ test-integration: $(DEV) system-packages
 
 test-e2e: $(DEV) system-packages
 	$(PYTEST) tests/e2e
+
+# The full fuzzing pass (make test runs it with FUZZ_EXAMPLES=25): examples per
+# REST operation, and four times as many per kind of WebSocket frame.
+FUZZ_EXAMPLES ?= 500
+fuzz: $(DEV) system-packages
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PYTEST) tests/e2e/test_fuzzing.py
 
 bench: $(RUNTIME)
 	HF_HUB_OFFLINE=1 $(PY) tools/bench.py

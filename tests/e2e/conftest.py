@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 
 from devstack import Stack, free_port, minimal_env
-from stacks import IDENTITY_SECRET, StackFactory
-
-ADMIN_KEY = "e2e-admin"
+from stacks import ADMIN_KEY, IDENTITY_SECRET, StackFactory
 
 
 def _free(port: int) -> bool:

@@ -5,6 +5,7 @@ from devstack import Stack
 
 # What the operator's backend signs user ids with (identity verification).
 IDENTITY_SECRET = "e2e-identity-secret"
+ADMIN_KEY = "e2e-admin"
 
 
 class StackFactory(Protocol):

@@ -20,6 +20,7 @@ from supportdesk_contracts.events import (
     Source,
     TurnFailed,
 )
+from supportdesk_contracts.text import Text
 
 
 class Frame(BaseModel):
@@ -38,8 +39,8 @@ class MessageFrame(ClientFrameBase):
     """A chat message. A repeated ``message_id`` is acknowledged again and answered once."""
 
     type: Literal["message"]
-    content: str = Field(description="The message text.")
-    message_id: str | None = Field(
+    content: Text = Field(description="The message text.")
+    message_id: Text | None = Field(
         default=None, min_length=1, max_length=128, description="Idempotency key; the gateway assigns one when absent."
     )
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from redis.asyncio import Redis
 
@@ -69,7 +69,10 @@ def ops_router(health: Health, *, internals: bool = True) -> APIRouter:
     async def live() -> dict[str, str]:
         return {"status": "alive", "service": health.service}
 
-    @router.get("/health/ready")
+    @router.get(
+        "/health/ready",
+        responses={503: {"description": "Not ready: a dependency is down, the service is loading or draining."}},
+    )
     async def ready() -> JSONResponse:
         if health.draining:
             return JSONResponse({"status": "draining", "service": health.service}, status_code=503)
@@ -92,7 +95,7 @@ def ops_router(health: Health, *, internals: bool = True) -> APIRouter:
             **{name: fn() for name, fn in health.details.items()},
         }
 
-    @router.get("/metrics")
+    @router.get("/metrics", response_class=PlainTextResponse, responses={200: {"description": "Prometheus text"}})
     async def metrics() -> Response:
         return Response(generate_latest(health.registry), media_type=CONTENT_TYPE_LATEST)
 

@@ -36,7 +36,9 @@ class IdentityVerifier:
         silent anonymous session, so a misconfigured backend is noticed."""
         if user_id is None or user_hash is None or self._secret is None:
             return None
-        if not hmac.compare_digest(self.user_hash(user_id), user_hash.strip().lower()):
+        proof = user_hash.strip().lower()
+        # A hex digest is ASCII; compare_digest refuses (TypeError) any other str.
+        if not proof.isascii() or not hmac.compare_digest(self.user_hash(user_id), proof):
             raise IdentityMismatch("user_hash does not verify user_id")
         return user_id
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
@@ -15,10 +16,12 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Match, Route
 
 from supportdesk_contracts.frames import frame_schemas
 from supportdesk_documents.registry import DocumentRegistry
 from supportdesk_gateway.api import documents, messages, meta, sessions, ws
+from supportdesk_gateway.api.schemas import problems
 from supportdesk_gateway.context import GatewayContext
 from supportdesk_gateway.fingerprints import Fingerprints
 from supportdesk_gateway.hub import Hub
@@ -128,9 +131,12 @@ def create_app(context: GatewayContext, health: Health) -> FastAPI:
     # cannot make the gateway hold more than this per request. Set per router,
     # not on the app: the app-wide limit answers a too-long Content-Length
     # itself, outside the middleware that adds the request id.
+    anywhere = problems(429, 500, 503)  # the middleware's, the catch-all's, an outage's
     for module in (meta, sessions, messages, ws):
-        app.include_router(module.router, max_body_size=settings.max_body_bytes)
-    app.include_router(documents.router, max_body_size=settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES)
+        app.include_router(module.router, max_body_size=settings.max_body_bytes, responses=anywhere)
+    app.include_router(
+        documents.router, max_body_size=settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES, responses=anywhere
+    )
     # Outermost last: every response, a 429 or a 413 included, carries its request id.
     app.add_middleware(RequestRateLimit, limiter=context.limiter, limit=settings.request_limit, clients=context.clients)
     if settings.cors_origins:
@@ -156,6 +162,14 @@ def create_app(context: GatewayContext, health: Health) -> FastAPI:
             headers={HEADER: request_id},
         )
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes each bad input back: a lone surrogate
+        # in it cannot be encoded (a 500), and a 60 KiB message would come
+        # back whole. Where and what, without the input.
+        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
     @app.exception_handler(RateLimited)
     async def rate_limited(request: Request, exc: RateLimited) -> JSONResponse:
         return JSONResponse(
@@ -171,6 +185,24 @@ def create_app(context: GatewayContext, health: Health) -> FastAPI:
             limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
             detail = f"the request body is larger than the {limit} bytes allowed here"
         return JSONResponse({"detail": detail}, status_code=status.HTTP_413_CONTENT_TOO_LARGE)
+
+    @app.exception_handler(status.HTTP_405_METHOD_NOT_ALLOWED)
+    async def method_not_allowed(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette's Allow names the methods of the first route on the path
+        # only; a path served by several routes (GET and DELETE) lists them all.
+        allowed = sorted(
+            {
+                method
+                for route in app.router.routes
+                if isinstance(route, Route) and route.matches(request.scope)[0] is Match.PARTIAL
+                for method in route.methods or ()
+            }
+        )
+        return JSONResponse(
+            {"detail": f"{request.method} is not allowed here; use {', '.join(allowed)}"},
+            status_code=status.HTTP_405_METHOD_NOT_ALLOWED,
+            headers={"Allow": ", ".join(allowed)},
+        )
 
     # With an ops port of its own, metrics and diagnostics leave the public port.
     app.include_router(ops_router(health, internals=context.settings.gateway_ops_port is None))

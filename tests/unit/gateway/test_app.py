@@ -5,10 +5,13 @@ small agent that answers every turn by echoing it."""
 import json
 
 import httpx
+import pytest
 from faststream.kafka import KafkaBroker
+from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from builders import InProcess
+from supportdesk_contracts.frames import CLIENT_FRAME
 from supportdesk_gateway.app import build_gateway
 from supportdesk_gateway.settings import GatewaySettings
 from supportdesk_platform.kafka import NoProvisioning
@@ -56,6 +59,33 @@ async def test_rest_and_websocket_refuse_the_same_bad_message_the_same_way(syste
         assert response.status_code == 422
         assert reason in response.json()["detail"]
     assert system.turns == []
+
+
+async def test_text_that_is_not_valid_unicode_is_refused_on_every_channel(system: InProcess) -> None:
+    # Found by fuzzing: JSON may escape a lone surrogate ("\\ud800"), which no
+    # UTF-8 encoder (Redis, the cipher, Kafka) accepts.
+    sid, auth = await new_session(system.http)
+    body = b'{"content": "hi \\ud800"}'
+    headers = {**auth, "content-type": "application/json"}
+    for path in (f"/api/v1/sessions/{sid}/messages", f"/api/v1/sessions/{sid}/messages/stream"):
+        response = await system.http.post(path, content=body, headers=headers)
+        assert response.status_code == 422, response.text
+        assert "unicode" in response.text.lower()
+    with pytest.raises(ValidationError, match="Unicode"):
+        CLIENT_FRAME.validate_python(json.loads('{"type": "message", "content": "hi \\ud800"}'))
+    with pytest.raises(ValidationError, match="Unicode"):
+        CLIENT_FRAME.validate_python(json.loads('{"type": "message", "content": "hi", "message_id": "\\udfff"}'))
+    assert system.turns == []
+
+
+async def test_an_offset_beyond_any_list_is_refused_not_sent_to_redis(system: InProcess) -> None:
+    # Found by fuzzing: offset=2**70 reached Redis, which refused it (503).
+    sid, auth = await new_session(system.http)
+    admin = {"Authorization": f"Bearer {system.gateway.context.settings.admin_api_key.get_secret_value()}"}
+    for path, headers in ((f"/api/v1/sessions/{sid}/messages", auth), ("/api/v1/documents", admin)):
+        response = await system.http.get(path, params={"offset": 2**70}, headers=headers)
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"][0]["loc"] == ["query", "offset"]
 
 
 async def test_the_openapi_document_describes_the_websocket_frames(system: InProcess) -> None:

@@ -61,3 +61,17 @@ async def test_the_recovery_index_does_not_reveal_the_user_id(system: InProcess,
     assert len(keys) == 1
     assert hashlib.sha256(ALICE.encode()).hexdigest() not in keys[0]
     assert proof(ALICE) not in keys[0]  # nor the user_hash the browser holds
+
+
+async def test_a_proof_or_user_id_that_is_not_plain_text_is_refused_not_a_crash(system: InProcess) -> None:
+    # Found by fuzzing: hmac.compare_digest raised TypeError on a non-ASCII
+    # user_hash, and encoding a lone surrogate raised UnicodeEncodeError (500s).
+    not_hex = await system.http.post("/api/v1/sessions", json={"user_id": ALICE, "user_hash": "\u0095"})
+    assert not_hex.status_code == 403, not_hex.text
+    surrogate = await system.http.post(
+        "/api/v1/sessions",
+        content=b'{"user_id": "\\ud800", "user_hash": "ab"}',
+        headers={"content-type": "application/json"},
+    )
+    assert surrogate.status_code == 422, surrogate.text
+    assert "unicode" in surrogate.text.lower()

@@ -3,7 +3,8 @@
 import hmac
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from supportdesk_gateway.context import GatewayContext
 from supportdesk_gateway.fingerprints import FingerprintMismatch
@@ -19,17 +20,27 @@ def _context(request: Request) -> GatewayContext:
 Context = Annotated[GatewayContext, Depends(_context)]
 
 
-def bearer(authorization: str | None) -> str | None:
-    if not authorization:
+# Declared as security schemes, so the OpenAPI document says which calls take
+# a session's token and which the admin key (and no client sends it as data).
+# Not auto_error: a missing token is answered below, with our words.
+_session_token = HTTPBearer(scheme_name="sessionToken", description="The token of the session.", auto_error=False)
+_admin_key = HTTPBearer(scheme_name="adminKey", description="The operator's ADMIN_API_KEY.", auto_error=False)
+Bearer = HTTPAuthorizationCredentials | None
+
+
+def bearer(credentials: Bearer) -> str | None:
+    if credentials is None:
         return None
-    scheme, _, credentials = authorization.partition(" ")
-    return credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else None
+    return credentials.credentials.strip() or None
 
 
 async def _current_session(
-    session_id: str, context: Context, request: Request, authorization: Annotated[str | None, Header()] = None
+    session_id: str,
+    context: Context,
+    request: Request,
+    credentials: Annotated[Bearer, Depends(_session_token)],
 ) -> SessionRecord:
-    token = bearer(authorization)
+    token = bearer(credentials)
     if token is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -54,8 +65,8 @@ async def _current_session(
 CurrentSession = Annotated[SessionRecord, Depends(_current_session)]
 
 
-async def _require_admin(context: Context, authorization: Annotated[str | None, Header()] = None) -> None:
-    token = bearer(authorization)
+async def _require_admin(context: Context, credentials: Annotated[Bearer, Depends(_admin_key)]) -> None:
+    token = bearer(credentials)
     if token is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "admin key required", headers={"WWW-Authenticate": "Bearer"})
     expected = context.settings.admin_api_key.get_secret_value()

@@ -9,9 +9,11 @@ from starlette.datastructures import UploadFile
 from supportdesk_contracts.events import DOCUMENT_EXTENSIONS, DocumentUploaded
 from supportdesk_documents.registry import document_id_for
 from supportdesk_gateway.api.deps import AdminKey, Context
-from supportdesk_gateway.api.schemas import DocumentAccepted, DocumentInfo
+from supportdesk_gateway.api.schemas import MAX_OFFSET, DocumentAccepted, DocumentInfo, problems
 
-router = APIRouter(prefix="/api/v1/documents", tags=["documents"], dependencies=[AdminKey])
+router = APIRouter(
+    prefix="/api/v1/documents", tags=["documents"], dependencies=[AdminKey], responses=problems(401, 403)
+)
 
 
 # The multipart body is read by the handler, not declared as a parameter:
@@ -35,7 +37,7 @@ UPLOAD_BODY = {
     "",
     status_code=status.HTTP_202_ACCEPTED,
     openapi_extra={"requestBody": UPLOAD_BODY},
-    responses={413: {"description": "the file or the request is too large"}},
+    responses=problems(400, 413, 415, 422),
 )
 async def upload_document(request: Request, context: Context) -> DocumentAccepted:
     # Closing the form removes the spooled upload at once.
@@ -77,16 +79,16 @@ async def _checked_bytes(file: UploadFile, filename: str, limit: int) -> bytes:
     return data
 
 
-@router.get("")
+@router.get("", responses=problems(422))
 async def list_documents(
     context: Context,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[DocumentInfo]:
     return [DocumentInfo.model_validate(r.as_dict()) for r in await context.documents.list(limit, offset)]
 
 
-@router.get("/{document_id}")
+@router.get("/{document_id}", responses=problems(404))
 async def read_document(document_id: str, context: Context) -> DocumentInfo:
     record = await context.documents.get(document_id)
     if record is None:
@@ -94,7 +96,7 @@ async def read_document(document_id: str, context: Context) -> DocumentInfo:
     return DocumentInfo.model_validate(record.as_dict())
 
 
-@router.delete("/{document_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{document_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problems(404))
 async def delete_document(document_id: str, context: Context) -> Response:
     if await context.documents.get(document_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "document not found")

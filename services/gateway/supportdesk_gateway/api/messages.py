@@ -10,10 +10,14 @@ from fastapi.responses import StreamingResponse
 
 from supportdesk_contracts.frames import AckFrame, DeltaFrame, ErrorFrame, ReplyFrame
 from supportdesk_gateway.api.deps import Context, CurrentSession
-from supportdesk_gateway.api.schemas import MessageIn, MessageOut, ReplyOut
+from supportdesk_gateway.api.schemas import MessageIn, MessageOut, ReplyOut, problems
 from supportdesk_gateway.turns import InvalidMessage, checked_content, turn_frames
 
-router = APIRouter(prefix="/api/v1/sessions/{session_id}/messages", tags=["messages"])
+router = APIRouter(
+    prefix="/api/v1/sessions/{session_id}/messages",
+    tags=["messages"],
+    responses=problems(400, 401, 403, 404, 413, 422),
+)
 NO_REPLY_IN_TIME = "no reply in time; fetch it later from the history"
 
 
@@ -24,7 +28,7 @@ def _content(context: Context, body: MessageIn) -> str:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.message) from exc
 
 
-@router.post("")
+@router.post("", responses=problems(502, 504))
 async def send_message(body: MessageIn, session: CurrentSession, context: Context) -> MessageOut:
     content = _content(context, body)
     await context.limiter.check(context.settings.message_limit, session.session_id)
@@ -44,8 +48,36 @@ def sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n"
 
 
-@router.post("/stream")
-async def stream_message(body: MessageIn, session: CurrentSession, context: Context) -> StreamingResponse:
+# One event of the stream, as OpenAPI 3.2 describes text/event-stream items.
+SSE_EVENT = {
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"enum": ["ack", "delta", "done", "error"]},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "description": "ack: {message_id, seq}; delta: {content, index}; done: {message_id, reply}; "
+            "error: {code, message}",
+        },
+    },
+}
+
+
+class EventStream(StreamingResponse):
+    media_type = "text/event-stream"
+
+
+@router.post(
+    "/stream",
+    responses={
+        200: {
+            "description": "`ack`, `delta`s, then `done` (or `error`) as Server-Sent Events.",
+            "content": {"text/event-stream": {"schema": SSE_EVENT}},
+        }
+    },
+)
+async def stream_message(body: MessageIn, session: CurrentSession, context: Context) -> EventStream:
     content = _content(context, body)
     await context.limiter.check(context.settings.message_limit, session.session_id)
     message_id = body.message_id or str(uuid.uuid4())
@@ -65,6 +97,4 @@ async def stream_message(body: MessageIn, session: CurrentSession, context: Cont
         except TimeoutError:
             yield sse("error", {"code": "timeout", "message": NO_REPLY_IN_TIME})
 
-    return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    )
+    return EventStream(events(), headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

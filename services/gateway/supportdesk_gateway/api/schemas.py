@@ -1,19 +1,71 @@
 """Request and response bodies of the public REST API."""
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from supportdesk_contracts.events import Role, Source
 from supportdesk_contracts.frames import ReplyFrame
+from supportdesk_contracts.text import Text
+
+# Found by fuzzing: Redis takes 64-bit indexes, and a larger offset came back
+# as a Redis error (503). No session's history or document list is this long.
+MAX_OFFSET = 1_000_000
+
+
+class Problem(BaseModel):
+    """Every error the API answers itself: what was wrong, in words."""
+
+    detail: str
+
+
+class FieldProblem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationProblems(BaseModel):
+    """A body or parameter that does not match the schema, field by field."""
+
+    detail: list[FieldProblem]
+
+
+_PROBLEMS = {
+    400: "Malformed request: a body that cannot be parsed, or a malformed id.",
+    401: "No bearer token (a session's token, or the admin key).",
+    403: "The token or key does not open this, or the client's fingerprint does not match.",
+    404: "Not found, or expired.",
+    413: "The body is larger than this route accepts.",
+    415: "Unsupported file type.",
+    429: "Too many requests: wait the seconds in Retry-After (RateLimit-* headers say more).",
+    500: "Unexpected error: the body carries a request id to quote.",
+    502: "The turn failed in the agent; the message is recorded.",
+    503: "A backing service is unavailable: retry after Retry-After.",
+    504: "No reply in time: fetch it later from the history.",
+}
+
+
+def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the errors a route may answer; 422 is either
+    FastAPI's field-by-field form or a Problem for a rule beyond the schema."""
+    responses: dict[int | str, dict[str, Any]] = {
+        code: {"model": Problem, "description": _PROBLEMS[code]} for code in codes if code != 422
+    }
+    if 422 in codes:
+        responses[422] = {"model": ValidationProblems | Problem, "description": "Invalid input."}
+    return responses
 
 
 class SessionCreate(BaseModel):
-    user_id: str | None = Field(
+    # Strict: `"is_new_chat": 0` or `"false"` is a client bug to report, not to guess.
+    model_config = ConfigDict(strict=True)
+
+    user_id: Text | None = Field(
         default=None, max_length=256, description="Counts only with a user_hash that verifies it; ignored otherwise."
     )
-    user_hash: str | None = Field(
+    user_hash: Text | None = Field(
         default=None,
         max_length=128,
         description="Hex HMAC-SHA256 of user_id under IDENTITY_SECRET, computed by the operator's backend.",
@@ -50,8 +102,10 @@ class HistoryMessage(BaseModel):
 
 
 class MessageIn(BaseModel):
-    content: str = Field(min_length=1)
-    message_id: str | None = Field(default=None, min_length=1, max_length=128)
+    model_config = ConfigDict(strict=True)
+
+    content: Text = Field(min_length=1)
+    message_id: Text | None = Field(default=None, min_length=1, max_length=128)
 
 
 class ReplyOut(BaseModel):

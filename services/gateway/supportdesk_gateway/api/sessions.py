@@ -3,18 +3,29 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from supportdesk_gateway.api.deps import Context, CurrentSession
-from supportdesk_gateway.api.schemas import HistoryMessage, SessionCreate, SessionCreated, SessionInfo
+from supportdesk_gateway.api.schemas import (
+    MAX_OFFSET,
+    HistoryMessage,
+    Problem,
+    SessionCreate,
+    SessionCreated,
+    SessionInfo,
+    problems,
+)
 from supportdesk_sessions.identity import IdentityMismatch
 
 router = APIRouter(prefix="/api/v1/sessions", tags=["sessions"])
+# What every call on one session may answer (deps.py: CurrentSession).
+SESSION_PROBLEMS = problems(400, 401, 403, 404, 422)
 
 
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     responses={
-        403: {"description": "user_hash was given and does not verify user_id"},
-        429: {"description": "too many sessions created from this address; see Retry-After"},
+        **problems(400, 413, 422),
+        403: {"model": Problem, "description": "user_hash was given and does not verify user_id"},
+        429: {"model": Problem, "description": "too many sessions created from this address; see Retry-After"},
     },
 )
 async def create_session(body: SessionCreate, context: Context, request: Request) -> SessionCreated:
@@ -41,7 +52,7 @@ async def create_session(body: SessionCreate, context: Context, request: Request
     )
 
 
-@router.get("/{session_id}")
+@router.get("/{session_id}", responses=SESSION_PROBLEMS)
 async def read_session(session: CurrentSession) -> SessionInfo:
     return SessionInfo(
         session_id=session.session_id,
@@ -55,7 +66,7 @@ async def read_session(session: CurrentSession) -> SessionInfo:
     )
 
 
-@router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT, responses=SESSION_PROBLEMS)
 async def delete_session(session: CurrentSession, context: Context) -> Response:
     await context.sessions.delete(session.session_id)
     # Its sockets here close now; other replicas' within a sweep (sweeper.py).
@@ -64,12 +75,12 @@ async def delete_session(session: CurrentSession, context: Context) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{session_id}/messages")
+@router.get("/{session_id}/messages", responses=SESSION_PROBLEMS)
 async def read_messages(
     session: CurrentSession,
     context: Context,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[HistoryMessage]:
     messages = await context.sessions.history(session.session_id, limit, offset)
     return [HistoryMessage.model_validate(m) for m in messages]
