@@ -26,6 +26,7 @@ class BothOwners(GatewaySessions, SessionRecorder):
 
 
 IDENTITY_SECRET = "test-identity-secret"
+OPERATOR_KEY = "test-operator-key"
 
 
 def session_store(redis: Redis, prefix: str, *keys: str, ttl: int = 60) -> BothOwners:

@@ -8,6 +8,7 @@ import pytest
 from playwright.async_api import async_playwright
 
 from devstack import Stack
+from stacks import ADMIN_KEY
 
 pytestmark = pytest.mark.e2e
 
@@ -44,4 +45,42 @@ async def test_a_person_asks_in_the_browser_and_gets_a_sourced_answer(stack: Sta
         assert await page.locator(".msg.user").inner_text() == "How long does standard shipping take?"
         assert await page.locator(".msg.assistant", has_text="3-5 business days").count() == 1
         await page.screenshot(path=str(tmp_path / "chat.png"))
+        await browser.close()
+
+
+async def test_an_operator_answers_a_user_from_the_inbox_page(stack: Stack, tmp_path: Path) -> None:
+    """The user's chat page and the operator's inbox page, side by side: the
+    escalation appears in the inbox live, the operator claims and replies,
+    the user reads the reply, the operator hands back, the bot answers."""
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        operator = await browser.new_page()
+        await operator.goto(f"http://127.0.0.1:{stack.gateway_port + 1}/inbox")  # the other replica
+        await operator.fill("#key", ADMIN_KEY)
+        await operator.click("#signin button")
+        await operator.wait_for_selector("#live:text('live')", timeout=15_000)
+
+        user = await browser.new_page()
+        await user.goto(f"http://127.0.0.1:{stack.gateway_port}/")
+        await user.wait_for_selector("#status:text('online')", timeout=15_000)
+        await user.fill("#input", "I want to talk to a human about my invoice")
+        await user.click("button")
+        await user.locator(".msg.system", has_text="human agent").wait_for(timeout=30_000)
+
+        waiting = operator.locator(".item", has_text="my invoice")
+        await waiting.wait_for(timeout=30_000)  # live, without a reload
+        await waiting.click()
+        await operator.click("#claim")
+        await user.locator(".msg.system", has_text="joined").wait_for(timeout=30_000)
+        await operator.fill("#reply", "Hi, this is the billing team. Which invoice?")
+        await operator.click("#reply-form button")
+        await user.locator(".msg.agent", has_text="billing team").wait_for(timeout=30_000)
+
+        await operator.click("#handback")
+        await user.locator(".msg.system", has_text="assistant again").wait_for(timeout=30_000)
+        await user.fill("#input", "How long does standard shipping take?")
+        await user.click("button")
+        await user.locator(".msg.assistant", has_text="3-5 business days").wait_for(timeout=30_000)
+        await user.screenshot(path=str(tmp_path / "user.png"))
+        await operator.screenshot(path=str(tmp_path / "inbox.png"))
         await browser.close()

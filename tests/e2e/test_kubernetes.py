@@ -132,6 +132,11 @@ class Cluster:
         if "QDRANT_URL" in env:
             del env["QDRANT_URL"]
             env["QDRANT_PATH"] = str(self.data / f"qdrant-{next(self.names)}")
+        if service == "agent":
+            # Its Qdrant folder here is its own (local mode), so its index is
+            # empty: it would hand every question to a human and then, rightly,
+            # stay silent while the chatters wait for the bot.
+            env["ESCALATION_ON_NO_ANSWER"] = "false"
         return env
 
     def start(self, service: str) -> Pod:

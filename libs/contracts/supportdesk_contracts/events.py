@@ -12,6 +12,11 @@ from supportdesk_contracts.envelope import Event, SessionEvent
 Channel = Literal["ws", "rest", "sse"]
 Role = Literal["user", "assistant", "agent", "system"]
 
+HandoffStatus = Literal["bot", "awaiting_human", "with_human", "closed"]
+"""Who answers a session: the bot; nobody yet (escalated, waiting for a
+human); a human who claimed it; or nobody (an operator closed it; the user's
+next message goes to the bot again)."""
+
 
 class Source(BaseModel):
     """A knowledge-base passage an answer rests on."""
@@ -111,6 +116,10 @@ class MessageAccepted(SessionEvent):
     message_id: str
     seq: int = Field(description="Position of this frame in the session's frame log.")
     duplicate: bool = Field(default=False, description="The message id was already recorded.")
+    handoff: HandoffStatus | None = Field(
+        default=None,
+        description="Set when a human has the session: no bot reply follows. Live only (a replayed ack omits it).",
+    )
 
 
 class ReplyDeltaProduced(SessionEvent):
@@ -141,8 +150,21 @@ class SessionEscalated(SessionEvent):
     seq: int
 
 
+class SessionStatusChanged(SessionEvent):
+    """An operator claimed, handed back or closed a session."""
+
+    event_type: Literal["session.status"] = "session.status"
+    status: HandoffStatus
+    message: str = Field(description="What the user is told.", examples=["Alex joined the conversation."])
+    operator: str | None = Field(default=None, description="The operator who acted.")
+    seq: int
+
+
+EscalationEvent = Annotated[SessionEscalated | SessionStatusChanged, Field(discriminator="event_type")]
+"""What the sessions.escalations topic carries: the operators' side of a handoff."""
+
 OutboundEvent = Annotated[
-    MessageAccepted | ReplyDeltaProduced | ReplyRecorded | SessionEscalated | TurnFailed,
+    MessageAccepted | ReplyDeltaProduced | ReplyRecorded | SessionEscalated | SessionStatusChanged | TurnFailed,
     Field(discriminator="event_type"),
 ]
 

@@ -12,11 +12,13 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from supportdesk_contracts.events import (
+    HandoffStatus,
     MessageAccepted,
     ReplyDeltaProduced,
     ReplyRecorded,
     Role,
     SessionEscalated,
+    SessionStatusChanged,
     Source,
     TurnFailed,
 )
@@ -71,6 +73,11 @@ class AckFrame(Frame):
     message_id: str
     seq: int = Field(description="Position in the session's frame log; resume after it.")
     duplicate: bool = Field(default=False, description="The message id was recorded before; it is answered once.")
+    handoff: HandoffStatus | None = Field(
+        default=None,
+        description="`awaiting_human` or `with_human`: a human answers this message, the bot does not. "
+        "Live only: a replayed ack omits it.",
+    )
 
 
 class DeltaFrame(Frame):
@@ -105,6 +112,17 @@ class EscalatedFrame(Frame):
     seq: int
 
 
+class StatusFrame(Frame):
+    """Who answers now: `with_human` (someone joined), `bot` (handed back),
+    `closed`. An `escalated` frame means `awaiting_human`."""
+
+    type: Literal["status"] = "status"
+    status: HandoffStatus
+    message: str = Field(description="What to show the user.")
+    operator: str | None = None
+    seq: int
+
+
 class ErrorFrame(Frame):
     """Bad input or a failed turn; the socket stays open."""
 
@@ -120,22 +138,27 @@ class PongFrame(Frame):
 
 
 ServerFrame = Annotated[
-    AckFrame | DeltaFrame | ReplyFrame | EscalatedFrame | ErrorFrame | PongFrame, Field(discriminator="type")
+    AckFrame | DeltaFrame | ReplyFrame | EscalatedFrame | StatusFrame | ErrorFrame | PongFrame,
+    Field(discriminator="type"),
 ]
-LoggedFrame = AckFrame | ReplyFrame | EscalatedFrame
+LoggedFrame = AckFrame | ReplyFrame | EscalatedFrame | StatusFrame
 """Frames that take a seq and are kept in the session's frame log."""
 
 CLIENT_FRAME: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
 SERVER_FRAME: TypeAdapter[ServerFrame] = TypeAdapter(ServerFrame)
 
-OutboundFrameEvent = MessageAccepted | ReplyDeltaProduced | ReplyRecorded | SessionEscalated | TurnFailed
+OutboundFrameEvent = (
+    MessageAccepted | ReplyDeltaProduced | ReplyRecorded | SessionEscalated | SessionStatusChanged | TurnFailed
+)
 
 
 def frame_of(event: OutboundFrameEvent) -> ServerFrame:
     """The frame a client sees for an outbound event, live or replayed."""
     match event:
         case MessageAccepted():
-            return AckFrame(message_id=event.message_id, seq=event.seq, duplicate=event.duplicate)
+            return AckFrame(
+                message_id=event.message_id, seq=event.seq, duplicate=event.duplicate, handoff=event.handoff
+            )
         case ReplyDeltaProduced():
             return DeltaFrame(reply_to=event.reply_to, index=event.index, content=event.content)
         case ReplyRecorded():
@@ -152,6 +175,8 @@ def frame_of(event: OutboundFrameEvent) -> ServerFrame:
             )
         case SessionEscalated():
             return EscalatedFrame(reason=event.reason, reply_to=event.reply_to, seq=event.seq)
+        case SessionStatusChanged():
+            return StatusFrame(status=event.status, message=event.message, operator=event.operator, seq=event.seq)
         case TurnFailed():
             return ErrorFrame(code=event.code, message=event.message, reply_to=event.reply_to)
 

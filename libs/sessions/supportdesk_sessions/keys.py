@@ -35,6 +35,12 @@ def active_index(prefix: str) -> str:
     return f"{prefix}:active"
 
 
+def handoff_index(prefix: str) -> str:
+    """Sorted set of the sessions waiting for or with a human: id to the time
+    it entered the queue. The operators' inbox."""
+    return f"{prefix}:handoff"
+
+
 def user_key(prefix: str, digest: str) -> str:
     """A verified user's recovery index (their active session id), named by
     the keyed digest of their id (`IdentityVerifier.index_digest`)."""

@@ -13,8 +13,8 @@ from redis.asyncio import Redis
 from supportdesk_contracts.frames import SERVER_FRAME, LoggedFrame, ReplyFrame
 from supportdesk_platform.redis_values import as_text
 from supportdesk_sessions.cipher import SessionCipher, SessionDecryptError
-from supportdesk_sessions.keys import SessionKeys, active_index, hash_token
-from supportdesk_sessions.records import SessionRecord
+from supportdesk_sessions.keys import SessionKeys, active_index, handoff_index, hash_token
+from supportdesk_sessions.records import SessionRecord, as_handoff
 
 log = logging.getLogger(__name__)
 RESUME_BATCH = 100
@@ -37,6 +37,15 @@ class SessionState:
     @property
     def active(self) -> str:
         return active_index(self.prefix)
+
+    @property
+    def handoff_index(self) -> str:
+        return handoff_index(self.prefix)
+
+    async def handoff_queue(self, limit: int = 100) -> list[tuple[str, float]]:
+        """Sessions waiting for or with a human, oldest first, with the time they entered."""
+        entries = await self.redis.zrange(self.handoff_index, 0, limit - 1, withscores=True)
+        return [(as_text(entry[0]), float(entry[1])) for entry in entries if isinstance(entry, tuple | list)]
 
     async def active_count(self) -> int:
         """Sessions that have not expired."""
@@ -73,6 +82,9 @@ class SessionState:
             escalation_reason=fields.get("escalation_reason"),
             ttl_seconds=ttl if ttl > 0 else self.ttl,
             fingerprint=fields.get("fp"),
+            handoff=as_handoff(fields.get("status", "bot")),
+            operator=fields.get("operator") or None,
+            webhook=fields.get("webhook"),
         )
 
     def _user_of(self, session_id: str, encrypted: str | None) -> str | None:

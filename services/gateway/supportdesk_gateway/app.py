@@ -20,7 +20,7 @@ from starlette.routing import Match, Route
 
 from supportdesk_contracts.frames import frame_schemas
 from supportdesk_documents.registry import DocumentRegistry
-from supportdesk_gateway.api import documents, messages, meta, sessions, ws
+from supportdesk_gateway.api import documents, handoff, messages, meta, sessions, ws
 from supportdesk_gateway.api.schemas import problems
 from supportdesk_gateway.context import GatewayContext
 from supportdesk_gateway.fingerprints import Fingerprints
@@ -38,6 +38,7 @@ from supportdesk_platform.ops import Health, ops_router, redis_check
 from supportdesk_sessions.access import GatewaySessions
 from supportdesk_sessions.cipher import SessionCipher
 from supportdesk_sessions.identity import IdentityVerifier
+from supportdesk_sessions.recorder import SessionRecorder
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 2
@@ -79,6 +80,7 @@ def build_gateway(
     sweeper = SessionSweeper(hub, sessions, settings.session_sweep_seconds)
 
     async def close_sockets() -> None:
+        hub.inbox.close_all()
         if hub.close_all():
             await asyncio.sleep(SOCKET_CLOSE_GRACE_SECONDS)
 
@@ -86,7 +88,11 @@ def build_gateway(
         "gateway",
         router=relay.router,
         checks={"redis": redis_check(client), "outbound_relay": relay.ready},
-        details={"websockets": lambda: hub.socket_count, "active_sessions": lambda: sweeper.active_sessions},
+        details={
+            "websockets": lambda: hub.socket_count,
+            "active_sessions": lambda: sweeper.active_sessions,
+            "operator_feeds": lambda: hub.inbox.feeds,
+        },
         on_start=[sweeper.periodic.start],
         on_drain=[sweeper.periodic.stop, close_sockets],
         closers=[] if redis is not None else [client.aclose],
@@ -105,6 +111,13 @@ def build_gateway(
     context = GatewayContext(
         settings=settings,
         sessions=sessions,
+        desk=SessionRecorder(
+            client,
+            sessions.cipher,
+            settings.session_ttl_seconds,
+            settings.redis_key_prefix,
+            kept=settings.session_max_messages,
+        ),
         documents=DocumentRegistry(client, settings.redis_key_prefix),
         hub=hub,
         events=EventPublisher(service.broker, settings.topics, settings.replica_id),
@@ -132,7 +145,7 @@ def create_app(context: GatewayContext, health: Health) -> FastAPI:
     # not on the app: the app-wide limit answers a too-long Content-Length
     # itself, outside the middleware that adds the request id.
     anywhere = problems(429, 500, 503)  # the middleware's, the catch-all's, an outage's
-    for module in (meta, sessions, messages, ws):
+    for module in (meta, sessions, messages, handoff, ws):
         app.include_router(module.router, max_body_size=settings.max_body_bytes, responses=anywhere)
     app.include_router(
         documents.router, max_body_size=settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES, responses=anywhere

@@ -10,12 +10,15 @@ from supportdesk_gateway.metrics import GatewayMetrics
 from supportdesk_gateway.publisher import EventPublisher
 from supportdesk_gateway.settings import GatewaySettings
 from supportdesk_sessions.access import GatewaySessions
+from supportdesk_sessions.recorder import SessionRecorder
 
 
 @dataclass
 class GatewayContext:
     settings: GatewaySettings
     sessions: GatewaySessions
+    desk: SessionRecorder
+    """The operators' writes: claim, reply, hand back, close (atomic, like the session worker's)."""
     documents: DocumentRegistry
     hub: Hub
     events: EventPublisher

@@ -22,7 +22,9 @@ from supportdesk_contracts.frames import (
     PongFrame,
     ReplyFrame,
     ServerFrame,
+    StatusFrame,
 )
+from supportdesk_gateway.inbox import Inbox
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +110,10 @@ class Connection:
                 return frame.reply_to in self._streaming
             case ReplyFrame() | ErrorFrame():
                 self._streaming.pop(str(frame.reply_to), None)
+            case EscalatedFrame() | StatusFrame() if getattr(frame, "status", "awaiting_human") != "bot":
+                # A human has the session: the rest of a bot answer already
+                # streaming is not shown (its reply is fenced off, ledger.py).
+                self._streaming.clear()
         return True
 
     def _first_time(self, frame: ServerFrame) -> bool:
@@ -140,6 +146,8 @@ class Hub:
         self.queue_size = queue_size
         self._sockets: dict[str, set[Connection]] = defaultdict(set)
         self._turns: dict[tuple[str, str], set[asyncio.Queue[ServerFrame]]] = defaultdict(set)
+        self.inbox = Inbox()
+        """The operators' feeds: handoff frames of every session."""
 
     @property
     def socket_count(self) -> int:
@@ -192,6 +200,7 @@ class Hub:
                 del self._turns[key]
 
     def deliver(self, session_id: str, frame: ServerFrame) -> None:
+        self.inbox.offer(session_id, frame)
         for connection in list(self._sockets.get(session_id, ())):
             try:
                 connection.offer(frame)
@@ -212,5 +221,5 @@ def _turn_of(frame: ServerFrame) -> str | None:
             return frame.message_id
         case DeltaFrame() | ReplyFrame() | ErrorFrame() | EscalatedFrame():
             return frame.reply_to
-        case PongFrame():
+        case PongFrame() | StatusFrame():
             return None

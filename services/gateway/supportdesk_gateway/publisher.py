@@ -2,7 +2,15 @@
 
 from faststream.kafka import KafkaBroker
 
-from supportdesk_contracts.events import Channel, DocumentDeleted, DocumentUploaded, MessageReceived, SessionClosed
+from supportdesk_contracts.events import (
+    Channel,
+    DocumentDeleted,
+    DocumentUploaded,
+    MessageReceived,
+    ReplyRecorded,
+    SessionClosed,
+    SessionStatusChanged,
+)
 from supportdesk_contracts.topics import Topics
 from supportdesk_platform.kafka import key_of
 
@@ -27,6 +35,14 @@ class EventPublisher:
     async def session_closed(self, session_id: str, reason: str) -> None:
         event = SessionClosed(session_id=session_id, reason=reason)
         await self.broker.publish(event, self.topics.chat_inbound, key=key_of(session_id))
+
+    async def handoff(self, event: SessionStatusChanged | ReplyRecorded) -> None:
+        """An operator's action, to the user's sockets on every replica and
+        (status changes) to the operators' feed."""
+        key = key_of(event.session_id)
+        await self.broker.publish(event, self.topics.chat_outbound, key=key)
+        if isinstance(event, SessionStatusChanged):
+            await self.broker.publish(event, self.topics.escalations, key=key)
 
     async def document_uploaded(self, event: DocumentUploaded) -> None:
         await self.broker.publish(event, self.topics.document_uploads, key=key_of(event.document_id))

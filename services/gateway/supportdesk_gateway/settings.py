@@ -26,6 +26,11 @@ class GatewaySettings(SessionStateSettings):
         description="Verifies user_hash = HMAC-SHA256(secret, user_id) from the operator's backend; without it,"
         " user ids are ignored and no session is ever recovered by user.",
     )
+    operator_keys: SecretStr | None = Field(
+        default=None,
+        description="Human agents' keys for the operator API, as name=key pairs separated by commas; the name is"
+        ' shown to the user ("Alex joined"). The admin key also acts, as `admin`.',
+    )
     reply_timeout_seconds: float = Field(default=60, gt=0)
     max_message_chars: int = Field(default=4000, ge=1, le=8000)
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
@@ -92,11 +97,20 @@ class GatewaySettings(SessionStateSettings):
     def replica_id(self) -> str:
         return self.gateway_id or f"{socket.gethostname()}:{self.gateway_port}"
 
+    def operators(self) -> dict[str, str]:
+        """Operator key to operator name; the admin key is `admin`."""
+        keys = {self.admin_api_key.get_secret_value(): "admin"}
+        for name, key in _operator_pairs(self.operator_keys):
+            keys[key] = name
+        return keys
+
     @model_validator(mode="after")
     def _refuse_weak_secrets(self) -> Self:
+        pairs = _operator_pairs(self.operator_keys)  # a malformed list is refused in every environment
         if self.environment == "development":
             return self
         secrets = {"ADMIN_API_KEY": self.admin_api_key}
+        secrets.update({f"OPERATOR_KEYS ({name})": SecretStr(key) for name, key in pairs})
         if self.identity_secret is not None:
             secrets["IDENTITY_SECRET"] = self.identity_secret
         for name, secret in secrets.items():
@@ -106,3 +120,15 @@ class GatewaySettings(SessionStateSettings):
                     f"{name} {problem} (ENVIRONMENT={self.environment}); generate one with: {GENERATE_TOKEN}"
                 )
         return self
+
+
+def _operator_pairs(keys: SecretStr | None) -> list[tuple[str, str]]:
+    if keys is None:
+        return []
+    pairs = []
+    for item in keys.get_secret_value().split(","):
+        name, sep, key = (part.strip() for part in item.partition("="))
+        if not (sep and name and key):
+            raise ValueError("OPERATOR_KEYS must be name=key pairs separated by commas")
+        pairs.append((name, key))
+    return pairs

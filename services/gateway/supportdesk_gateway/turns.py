@@ -4,9 +4,10 @@ checked, published, and followed until its reply or error."""
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
-from supportdesk_contracts.events import Channel
-from supportdesk_contracts.frames import ErrorFrame, ReplyFrame, ServerFrame
+from supportdesk_contracts.events import Channel, HandoffStatus
+from supportdesk_contracts.frames import AckFrame, ErrorFrame, ReplyFrame, ServerFrame
 from supportdesk_gateway.context import GatewayContext
 from supportdesk_platform.logs import bind
 
@@ -38,11 +39,20 @@ async def publish_message(
     context.metrics.messages.labels(channel).inc()
 
 
+@dataclass(frozen=True)
+class HumanAnswers:
+    """The turn ends at its ack: a human has the session and answers later
+    (the reply comes to the session's sockets and history, not to this call)."""
+
+    status: HandoffStatus
+
+
 async def turn_frames(
     context: GatewayContext, session_id: str, message_id: str, content: str, channel: Channel
-) -> AsyncIterator[ServerFrame]:
+) -> AsyncIterator[ServerFrame | HumanAnswers]:
     """Publishes the message and yields its frames until the reply or an
-    error; raises TimeoutError when no frame comes within the reply timeout."""
+    error, or HumanAnswers after the ack; raises TimeoutError when no frame
+    comes within the reply timeout."""
     began = time.perf_counter()
     outcome = "timeout"
     try:
@@ -54,6 +64,10 @@ async def turn_frames(
                     outcome = frame.type
                 yield frame
                 if outcome != "timeout":
+                    return
+                if isinstance(frame, AckFrame) and frame.handoff is not None:
+                    outcome = "human"
+                    yield HumanAnswers(frame.handoff)
                     return
     finally:
         context.metrics.turn_seconds.labels(channel, outcome).observe(time.perf_counter() - began)

@@ -1,5 +1,6 @@
 """Wiring of the session worker: the one place its clients meet its handlers."""
 
+import httpx
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry, Gauge
 from redis.asyncio import Redis
@@ -7,9 +8,11 @@ from redis.asyncio import Redis
 from supportdesk_platform.kafka import TopicProvisioner
 from supportdesk_platform.lifecycle import Component, Service
 from supportdesk_platform.ops import Health, redis_check
-from supportdesk_session.handlers import build_router
+from supportdesk_session.handlers import build_router, subscribe_webhook
 from supportdesk_session.reaper import SessionReaper
 from supportdesk_session.settings import SessionWorkerSettings
+from supportdesk_session.unclaimed import UnclaimedHandoffs
+from supportdesk_session.webhook import EscalationWebhook, WebhookPolicy
 from supportdesk_sessions.cipher import SessionCipher
 from supportdesk_sessions.recorder import SessionRecorder
 
@@ -32,17 +35,40 @@ def session_component(
     reaper = SessionReaper(
         store, router.publisher(settings.topics.chat_inbound, title="session:expiries"), settings.session_reap_seconds
     )
+    unclaimed = UnclaimedHandoffs(
+        store,
+        router.publisher(settings.topics.chat_outbound, title="session:unclaimed"),
+        router.publisher(settings.topics.escalations, title="session:unclaimed-escalations"),
+        settings.handoff_claim_timeout_seconds,
+        settings.handoff_sweep_seconds,
+    )
     if registry is not None:
         Gauge("supportdesk_sessions_active", "Sessions that have not expired.", registry=registry).set_function(
             lambda: reaper.active
         )
-    return Component(
+    component = Component(
         "session",
         router=router,
         checks={"redis": redis_check(redis)},
         details={"active_sessions": lambda: reaper.active},
-        on_start=[reaper.periodic.start],
-        on_drain=[reaper.periodic.stop],
+        on_start=[reaper.periodic.start, unclaimed.periodic.start],
+        on_drain=[reaper.periodic.stop, unclaimed.periodic.stop],
+    )
+    if settings.escalation_webhook_url is not None:
+        client = httpx.AsyncClient()
+        subscribe_webhook(router, settings, EscalationWebhook(webhook_policy(settings), store, client))
+        component.closers.append(client.aclose)
+    return component
+
+
+def webhook_policy(settings: SessionWorkerSettings) -> WebhookPolicy:
+    assert settings.escalation_webhook_url is not None
+    assert settings.escalation_webhook_secret is not None
+    return WebhookPolicy(
+        url=str(settings.escalation_webhook_url),
+        secret=settings.escalation_webhook_secret.get_secret_value(),
+        attempts=settings.escalation_webhook_attempts,
+        backoff_seconds=settings.escalation_webhook_backoff_seconds,
     )
 
 

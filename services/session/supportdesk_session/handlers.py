@@ -3,13 +3,23 @@
 from faststream.kafka import KafkaRouter
 from pydantic import TypeAdapter
 
-from supportdesk_contracts.events import InboundEvent, MessageReceived, ReplyCompleted, SessionClosed
+from supportdesk_contracts.events import (
+    EscalationEvent,
+    InboundEvent,
+    MessageReceived,
+    ReplyCompleted,
+    SessionClosed,
+    SessionEscalated,
+    SessionStatusChanged,
+)
 from supportdesk_platform.kafka import DeadLetters, subscribe_events
 from supportdesk_session.ledger import SessionLedger
 from supportdesk_session.settings import SessionWorkerSettings
+from supportdesk_session.webhook import EscalationWebhook
 from supportdesk_sessions.recorder import SessionRecorder
 
 _INBOUND = TypeAdapter[InboundEvent](InboundEvent)
+_ESCALATIONS = TypeAdapter[EscalationEvent](EscalationEvent)
 
 
 def build_router(settings: SessionWorkerSettings, store: SessionRecorder) -> KafkaRouter:
@@ -44,3 +54,24 @@ def build_router(settings: SessionWorkerSettings, store: SessionRecorder) -> Kaf
         handler=dispatch,
     )
     return router
+
+
+def subscribe_webhook(router: KafkaRouter, settings: SessionWorkerSettings, webhook: EscalationWebhook) -> None:
+    """The escalations log, in a consumer group of its own: a slow webhook
+    receiver delays no chat turn."""
+    dead_letters = DeadLetters(router.publisher(settings.topics.dead_letters, title="webhook:deadletter"), "webhook")
+
+    async def notify(event: SessionEscalated | SessionStatusChanged) -> None:
+        if isinstance(event, SessionEscalated):
+            await webhook.notify(event)
+
+    subscribe_events(
+        router,
+        settings,
+        topic=settings.topics.escalations,
+        group_id=f"{settings.consumer_group}-webhook",
+        title="session:webhook",
+        adapter=_ESCALATIONS,
+        dead_letters=dead_letters,
+        handler=notify,
+    )

@@ -19,6 +19,7 @@ from supportdesk_contracts.events import (
 from supportdesk_contracts.frames import ReplyFrame
 from supportdesk_platform.kafka import Publisher, key_of
 from supportdesk_sessions.recorder import SessionRecorder
+from supportdesk_sessions.records import HUMAN_ANSWERS, HandoffRefused
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +55,16 @@ class SessionLedger:
             return
         await self.outbound.publish(
             MessageAccepted(
-                **event.caused(), message_id=event.message_id, seq=recorded.seq, duplicate=not recorded.new
+                **event.caused(),
+                message_id=event.message_id,
+                seq=recorded.seq,
+                duplicate=not recorded.new,
+                handoff=recorded.handoff if recorded.handoff in HUMAN_ANSWERS else None,
             ),
             key=key,
         )
+        if recorded.handoff in HUMAN_ANSWERS:
+            return  # a human answers: recorded and acknowledged, and the bot stays silent
         if not recorded.new:
             frame = await self.store.reply_frame(event.session_id, event.message_id)
             if frame is not None:
@@ -86,7 +93,12 @@ class SessionLedger:
 
     async def reply_completed(self, event: ReplyCompleted) -> None:
         key = key_of(event.session_id)
-        recorded = await self.store.record_reply(event.session_id, event.reply_to, event.reply)
+        try:
+            recorded = await self.store.record_reply(event.session_id, event.reply_to, event.reply)
+        except HandoffRefused as refused:
+            # The fence: this turn began before a human took the session over.
+            log.info("bot reply fenced off", extra={"handoff": refused.status, "reply_to": event.reply_to})
+            return
         if recorded is None:
             log.info("reply for a session that no longer exists", extra={"session_id": event.session_id})
             return
@@ -100,14 +112,22 @@ class SessionLedger:
             if frame is not None:
                 await self.outbound.publish(self._recorded_from_frame(event, frame), key=key)
         if event.reply.escalated:
-            reason = event.escalation_reason or "escalated by the agent"
+            await self._escalate(event, event.escalation_reason or "escalated by the agent")
+
+    async def _escalate(self, event: ReplyCompleted, reason: str) -> None:
+        try:
             escalation = await self.store.record_escalation(event.session_id, reason, event.reply_to)
-            if escalation is not None and escalation.new:
-                escalated = SessionEscalated(
-                    **event.caused(), reason=reason, reply_to=event.reply_to, seq=escalation.seq
-                )
-                await self.outbound.publish(escalated, key=key)
-                await self.escalations.publish(escalated, key=key)
+        except HandoffRefused:
+            return  # a human has it already
+        if escalation is None or await self.store.announced(event.session_id, escalation.seq):
+            return
+        # Recorded first, announced after: if publishing fails, the redelivered
+        # event finds the escalation recorded but not announced, and announces it.
+        escalated = SessionEscalated(**event.caused(), reason=reason, reply_to=event.reply_to, seq=escalation.seq)
+        key = key_of(event.session_id)
+        await self.outbound.publish(escalated, key=key)
+        await self.escalations.publish(escalated, key=key)
+        await self.store.mark_announced(event.session_id, escalation.seq)
 
     async def session_closed(self, event: SessionClosed) -> None:
         # The gateway purged the session when it published this (its named

@@ -10,6 +10,7 @@ from supportdesk_contracts.events import (
     ReplyDeltaProduced,
     ReplyRecorded,
     SessionEscalated,
+    SessionStatusChanged,
     Source,
     TurnFailed,
 )
@@ -39,7 +40,7 @@ def test_every_outbound_event_becomes_a_frame_that_survives_the_wire(event: obje
 
 def test_frames_carry_what_the_spec_names() -> None:
     ack, delta, reply, escalated, error = (frame_of(e) for e in EVENTS)  # type: ignore[arg-type]
-    assert ack.model_dump() == {"type": "ack", "message_id": "m", "seq": 1, "duplicate": True}
+    assert ack.model_dump() == {"type": "ack", "message_id": "m", "seq": 1, "duplicate": True, "handoff": None}
     assert delta.model_dump() == {"type": "delta", "reply_to": "m", "index": 0, "content": "Standard "}
     assert reply.model_dump() == {
         "type": "reply",
@@ -55,6 +56,14 @@ def test_frames_carry_what_the_spec_names() -> None:
     assert escalated.model_dump() == {"type": "escalated", "reason": "keywords: sue", "reply_to": "m", "seq": 3}
     assert error.model_dump()["code"] == "agent_failed"
     assert PongFrame().model_dump() == {"type": "pong"}
+    joined = SessionStatusChanged(session_id="s", status="with_human", message="Alex joined.", operator="alex", seq=4)
+    assert frame_of(joined).model_dump() == {
+        "type": "status",
+        "status": "with_human",
+        "message": "Alex joined.",
+        "operator": "alex",
+        "seq": 4,
+    }
 
 
 def test_client_frames_are_checked() -> None:

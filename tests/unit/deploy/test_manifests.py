@@ -28,8 +28,11 @@ WORKERS = ("session", "agent", "ingest")
 KAFKA_SECRETS = {"KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD", "KAFKA_SSL_KEY_PASSWORD"}
 # Which keys of Secret supportdesk-secrets each service takes: (required, optional).
 SECRETS: dict[str, tuple[set[str], set[str]]] = {
-    "gateway": ({"ADMIN_API_KEY", "SESSION_ENCRYPTION_KEYS", "REDIS_URL"}, {"IDENTITY_SECRET"} | KAFKA_SECRETS),
-    "session": ({"SESSION_ENCRYPTION_KEYS", "REDIS_URL"}, KAFKA_SECRETS),
+    "gateway": (
+        {"ADMIN_API_KEY", "SESSION_ENCRYPTION_KEYS", "REDIS_URL"},
+        {"IDENTITY_SECRET", "OPERATOR_KEYS"} | KAFKA_SECRETS,
+    ),
+    "session": ({"SESSION_ENCRYPTION_KEYS", "REDIS_URL"}, {"ESCALATION_WEBHOOK_SECRET"} | KAFKA_SECRETS),
     "agent": ({"QDRANT_URL", "REDIS_URL"}, {"QDRANT_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_KEY"} | KAFKA_SECRETS),
     "ingest": ({"REDIS_URL", "QDRANT_URL"}, {"QDRANT_API_KEY"} | KAFKA_SECRETS),
     "topics": (set(), KAFKA_SECRETS),
@@ -47,7 +50,7 @@ PROBE_PORT = {"gateway": "http", "session": "ops", "agent": "ops", "ingest": "op
 KAFKA = {9092, 9093}
 EGRESS = {
     "gateway": KAFKA | {6379},
-    "session": KAFKA | {6379},
+    "session": KAFKA | {6379, 443},
     "agent": KAFKA | {6379, 6333, 6334, 443},
     "ingest": KAFKA | {6379, 6333, 6334},
     "topics": KAFKA,

@@ -9,7 +9,7 @@ import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from redis.asyncio import Redis
 
-from builders import IDENTITY_SECRET, InProcess
+from builders import IDENTITY_SECRET, OPERATOR_KEY, InProcess
 from supportdesk_contracts.events import Reply, ReplyCompleted, TurnRequested
 from supportdesk_gateway.app import build_gateway
 from supportdesk_gateway.settings import GatewaySettings
@@ -28,7 +28,12 @@ def gateway_overrides() -> dict[str, object]:
 async def system(redis: Redis, unique: str, gateway_overrides: dict[str, object]) -> AsyncIterator[InProcess]:
     common = {"kafka_topic_prefix": unique, "redis_key_prefix": unique}
     broker = KafkaBroker()
-    settings = GatewaySettings(**common, identity_secret=IDENTITY_SECRET, **gateway_overrides)  # type: ignore[arg-type]
+    settings = GatewaySettings(
+        **common,
+        identity_secret=IDENTITY_SECRET,
+        operator_keys=f"alex={OPERATOR_KEY}",
+        **gateway_overrides,  # type: ignore[arg-type]
+    )
     gateway = build_gateway(settings, redis=redis, broker=broker, provisioner=NoProvisioning())
     broker.include_router(session_component(SessionWorkerSettings(**common), redis).router)  # type: ignore[arg-type]
     topics = gateway.context.settings.topics
@@ -37,8 +42,15 @@ async def system(redis: Redis, unique: str, gateway_overrides: dict[str, object]
     @broker.subscriber(topics.agent_turns)
     async def echo(turn: TurnRequested) -> None:
         turns.append(turn)
-        reply = Reply(id=f"r-{turn.message_id}", content=f"echo: {turn.content}", confidence=1.0)
-        completed = ReplyCompleted(**turn.caused(), reply_to=turn.message_id, reply=reply)
+        # Asked for a human, it escalates, as the real agent does.
+        human = "human" in turn.content.lower()
+        reply = Reply(id=f"r-{turn.message_id}", content=f"echo: {turn.content}", confidence=1.0, escalated=human)
+        completed = ReplyCompleted(
+            **turn.caused(),
+            reply_to=turn.message_id,
+            reply=reply,
+            escalation_reason="asked for a human" if human else None,
+        )
         await broker.publish(completed, topics.chat_inbound, key=key_of(turn.session_id))
 
     async with TestKafkaBroker(broker):

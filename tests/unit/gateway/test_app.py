@@ -93,7 +93,7 @@ async def test_the_openapi_document_describes_the_websocket_frames(system: InPro
     for name in ("ClientFrame", "ServerFrame", "AckFrame", "DeltaFrame", "ReplyFrame", "EscalatedFrame", "ErrorFrame"):
         assert name in schemas, name
     kinds = {ref["$ref"].rsplit("/", 1)[1] for ref in schemas["ServerFrame"]["oneOf"]}
-    assert kinds == {"AckFrame", "DeltaFrame", "ReplyFrame", "EscalatedFrame", "ErrorFrame", "PongFrame"}
+    assert kinds == {"AckFrame", "DeltaFrame", "ReplyFrame", "EscalatedFrame", "StatusFrame", "ErrorFrame", "PongFrame"}
 
 
 async def test_draining_makes_the_gateway_unready_at_once(system: InProcess) -> None:

@@ -1,6 +1,7 @@
 """The session worker's handlers on FastStream's in-memory broker, with the
 real session store on the test Redis."""
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +17,7 @@ from supportdesk_contracts.events import MessageReceived, OutboundEvent, Reply, 
 from supportdesk_contracts.frames import frame_of
 from supportdesk_session.handlers import build_router
 from supportdesk_session.settings import SessionWorkerSettings
+from supportdesk_session.unclaimed import UnclaimedHandoffs
 
 OUTBOUND = TypeAdapter[OutboundEvent](OutboundEvent)
 
@@ -174,3 +176,102 @@ async def test_replayed_frames_equal_the_live_ones_field_by_field(harness: Harne
     assert [f.model_dump() for f in replayed] == [f.model_dump() for f in live]
     # And as the client reads them: the same JSON text.
     assert [f.model_dump_json() for f in replayed] == [f.model_dump_json() for f in live]
+
+
+async def escalate(harness: Harness, sid: str, message_id: str = "m1") -> None:
+    inbound = harness.settings.topics.chat_inbound
+    await harness.broker.publish(received(sid, message_id, "I want a human"), inbound)
+    reply = Reply(id=f"r-{message_id}", content="Someone will reply here.", confidence=1.0, escalated=True)
+    await harness.broker.publish(
+        ReplyCompleted(session_id=sid, reply_to=message_id, reply=reply, escalation_reason="asked for a human"),
+        inbound,
+    )
+
+
+async def test_while_a_human_is_awaited_messages_are_recorded_and_the_bot_is_not_asked(harness: Harness) -> None:
+    record, _ = await harness.store.create(None)
+    sid = record.session_id
+    await escalate(harness, sid)
+    assert (await harness.store.get(sid)).handoff == "awaiting_human"  # type: ignore[union-attr]
+    turns_before = len(harness.seen["turns"])
+    await harness.broker.publish(received(sid, "m2", "Hello? Anyone?"), harness.settings.topics.chat_inbound)
+    acks = harness.of_type("outbound", "message.accepted")
+    assert acks[-1]["message_id"] == "m2"
+    assert len(harness.seen["turns"]) == turns_before, "the bot stays silent"
+    assert [m["content"] for m in await harness.store.history(sid)][-1] == "Hello? Anyone?"
+
+
+async def test_a_bot_reply_whose_turn_began_before_the_takeover_is_fenced_off(harness: Harness) -> None:
+    # The race: the turn is asked for, a human claims the session while the
+    # bot is still generating, then the bot's reply arrives.
+    record, _ = await harness.store.create(None)
+    sid, inbound = record.session_id, harness.settings.topics.chat_inbound
+    await harness.broker.publish(received(sid, "m1", "Where is my order?"), inbound)
+    assert [t["message_id"] for t in harness.seen["turns"]] == ["m1"]
+    await harness.store.record_status(sid, "claim-1", "with_human", "Alex joined.", "alex", ("bot", "awaiting_human"))
+    late = Reply(id="r1", content="It ships today.", confidence=0.9)
+    await harness.broker.publish(ReplyCompleted(session_id=sid, reply_to="m1", reply=late), inbound)
+    assert harness.of_type("outbound", "reply.recorded") == []
+    assert [m["role"] for m in await harness.store.history(sid)] == ["user"]
+    # Handed back: a reply to a turn from before the hand-back stays fenced;
+    # a new turn is answered.
+    await harness.store.record_status(sid, "back-1", "bot", "Bot again.", "alex", ("with_human",))
+    await harness.broker.publish(ReplyCompleted(session_id=sid, reply_to="m1", reply=late), inbound)
+    assert harness.of_type("outbound", "reply.recorded") == []
+    await harness.broker.publish(received(sid, "m2", "And returns?"), inbound)
+    fresh = Reply(id="r2", content="30 days.", confidence=0.9)
+    await harness.broker.publish(ReplyCompleted(session_id=sid, reply_to="m2", reply=fresh), inbound)
+    [recorded] = harness.of_type("outbound", "reply.recorded")
+    assert recorded["reply"]["content"] == "30 days."
+
+
+async def test_an_escalation_whose_announcement_did_not_complete_is_announced_when_redelivered(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: recorded first, and a redelivery found it "not new" and never
+    # announced it, so no operator ever heard of the escalation.
+    record, _ = await harness.store.create(None)
+    sid = record.session_id
+    announce = harness.store.mark_announced
+    failures = iter([ConnectionError("broker down")])
+
+    async def flaky(session_id: str, seq: int) -> None:
+        for failure in failures:
+            raise failure
+        await announce(session_id, seq)
+
+    monkeypatch.setattr(harness.store, "mark_announced", flaky)
+    with pytest.raises(ConnectionError):
+        await escalate(harness, sid)
+    await escalate(harness, sid)  # the redelivery
+    await escalate(harness, sid)  # and once more: already announced
+    assert len(harness.seen["escalations"]) == 2  # the first try, then its retry: one escalation, seq-deduplicated
+    assert {e["seq"] for e in harness.seen["escalations"]} == {harness.seen["escalations"][0]["seq"]}
+
+
+async def test_a_handoff_nobody_claims_goes_back_to_the_bot_and_the_user_is_told(harness: Harness) -> None:
+    topics = harness.settings.topics
+    sweeper = UnclaimedHandoffs(
+        harness.store,
+        harness.broker.publisher(topics.chat_outbound),
+        harness.broker.publisher(topics.escalations),
+        timeout_seconds=0.01,
+        interval_seconds=60,
+    )
+    waiting, _ = await harness.store.create(None)
+    claimed, _ = await harness.store.create(None)
+    for record in (waiting, claimed):
+        await escalate(harness, record.session_id)
+    await harness.store.record_status(claimed.session_id, "c1", "with_human", "Sam joined.", "sam", ("awaiting_human",))
+    await asyncio.sleep(0.05)
+    assert await sweeper.sweep() == 1
+    assert await sweeper.sweep() == 0  # once
+    [told] = harness.of_type("outbound", "session.status")
+    assert (told["session_id"], told["status"]) == (waiting.session_id, "bot")
+    assert "nobody" in told["message"]
+    assert (await harness.store.get(waiting.session_id)).handoff == "bot"  # type: ignore[union-attr]
+    assert (await harness.store.get(claimed.session_id)).handoff == "with_human"  # type: ignore[union-attr]
+    # The bot answers the next message.
+    turns = len(harness.seen["turns"])
+    await harness.broker.publish(received(waiting.session_id, "m9", "ok, and shipping?"), topics.chat_inbound)
+    assert len(harness.seen["turns"]) == turns + 1

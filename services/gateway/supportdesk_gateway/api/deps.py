@@ -75,3 +75,24 @@ async def _require_admin(context: Context, credentials: Annotated[Bearer, Depend
 
 
 AdminKey = Depends(_require_admin)
+
+
+_operator_key = HTTPBearer(
+    scheme_name="operatorKey", description="A human agent's key (OPERATOR_KEYS) or the admin key.", auto_error=False
+)
+
+
+async def _current_operator(context: Context, credentials: Annotated[Bearer, Depends(_operator_key)]) -> str:
+    """The name of the human agent acting."""
+    token = bearer(credentials)
+    if token is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "operator key required", headers={"WWW-Authenticate": "Bearer"}
+        )
+    for key, name in context.settings.operators().items():
+        if hmac.compare_digest(token.encode(), key.encode()):
+            return name
+    raise HTTPException(status.HTTP_403_FORBIDDEN, "not an operator key")
+
+
+CurrentOperator = Annotated[str, Depends(_current_operator)]

@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from supportdesk_contracts.frames import AckFrame, DeltaFrame, ErrorFrame, ReplyFrame
 from supportdesk_gateway.api.deps import Context, CurrentSession
 from supportdesk_gateway.api.schemas import MessageIn, MessageOut, ReplyOut, problems
-from supportdesk_gateway.turns import InvalidMessage, checked_content, turn_frames
+from supportdesk_gateway.turns import HumanAnswers, InvalidMessage, checked_content, turn_frames
 
 router = APIRouter(
     prefix="/api/v1/sessions/{session_id}/messages",
@@ -37,6 +37,8 @@ async def send_message(body: MessageIn, session: CurrentSession, context: Contex
         async for frame in turn_frames(context, session.session_id, message_id, content, "rest"):
             if isinstance(frame, ReplyFrame):
                 return MessageOut(message_id=message_id, reply=ReplyOut.from_frame(frame))
+            if isinstance(frame, HumanAnswers):
+                return MessageOut(message_id=message_id, reply=None, handoff=frame.status)
             if isinstance(frame, ErrorFrame):
                 raise HTTPException(status.HTTP_502_BAD_GATEWAY, frame.message)
     except TimeoutError as exc:
@@ -53,12 +55,13 @@ SSE_EVENT = {
     "type": "object",
     "required": ["event", "data"],
     "properties": {
-        "event": {"enum": ["ack", "delta", "done", "error"]},
+        "event": {"enum": ["ack", "delta", "done", "error", "handoff"]},
         "data": {
             "type": "string",
             "contentMediaType": "application/json",
             "description": "ack: {message_id, seq}; delta: {content, index}; done: {message_id, reply}; "
-            "error: {code, message}",
+            "error: {code, message}; handoff: {message_id, status}: a human answers, later, on the session's "
+            "sockets and history",
         },
     },
 }
@@ -94,6 +97,8 @@ async def stream_message(body: MessageIn, session: CurrentSession, context: Cont
                         yield sse("done", {"message_id": message_id, "reply": ReplyOut.from_frame(frame).model_dump()})
                     case ErrorFrame():
                         yield sse("error", {"code": frame.code, "message": frame.message})
+                    case HumanAnswers():
+                        yield sse("handoff", {"message_id": message_id, "status": frame.status})
         except TimeoutError:
             yield sse("error", {"code": "timeout", "message": NO_REPLY_IN_TIME})
 

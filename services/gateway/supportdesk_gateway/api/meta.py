@@ -13,6 +13,12 @@ async def chat_page() -> HTMLResponse:
     return HTMLResponse(files("supportdesk_gateway").joinpath("static/index.html").read_text())
 
 
+@router.get("/inbox", response_class=HTMLResponse, include_in_schema=False)
+async def inbox_page() -> HTMLResponse:
+    """The human agents' inbox; it asks for an operator key and calls the API with it."""
+    return HTMLResponse(files("supportdesk_gateway").joinpath("static/inbox.html").read_text())
+
+
 @router.get("/api/v1/info")
 async def info(context: Context) -> dict[str, object]:
     return {

@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from supportdesk_contracts.events import Role, Source
+from supportdesk_contracts.events import HandoffStatus, Role, Source
 from supportdesk_contracts.frames import ReplyFrame
 from supportdesk_contracts.text import Text
 
@@ -37,6 +37,7 @@ _PROBLEMS = {
     401: "No bearer token (a session's token, or the admin key).",
     403: "The token or key does not open this, or the client's fingerprint does not match.",
     404: "Not found, or expired.",
+    409: "Not in this state: another human has the session, or nobody is waiting for one.",
     413: "The body is larger than this route accepts.",
     415: "Unsupported file type.",
     429: "Too many requests: wait the seconds in Retry-After (RateLimit-* headers say more).",
@@ -85,6 +86,8 @@ class SessionCreated(BaseModel):
 class SessionInfo(BaseModel):
     session_id: str
     status: Literal["active", "escalated"]
+    handoff: HandoffStatus = Field(description="Who answers the session now.")
+    operator: str | None = Field(default=None, description="The human who has it, while with_human.")
     created_at: datetime
     last_activity: datetime
     expires_at: datetime
@@ -123,7 +126,36 @@ class ReplyOut(BaseModel):
 
 class MessageOut(BaseModel):
     message_id: str
-    reply: ReplyOut
+    reply: ReplyOut | None = Field(description="The bot's reply; null when a human has the session.")
+    handoff: HandoffStatus = Field(
+        default="bot", description="Who answers: with awaiting_human or with_human, a human replies later."
+    )
+
+
+class Escalation(BaseModel):
+    """A session in the operators' queue."""
+
+    session_id: str
+    status: HandoffStatus = Field(description="awaiting_human, or with_human once claimed.")
+    reason: str | None = Field(description="Why it was escalated.")
+    operator: str | None = Field(description="Who has it, while with_human.")
+    waiting_since: datetime | None = Field(description="When it entered the queue; null once out of it.")
+    webhook: str | None = Field(description="What notifying ESCALATION_WEBHOOK_URL came to, if configured.")
+    summary: str = Field(description="The user's latest message.")
+    last_messages: list[HistoryMessage] = Field(description="The latest messages, oldest first.")
+
+
+class OperatorMessage(BaseModel):
+    model_config = ConfigDict(strict=True)
+
+    content: Text = Field(min_length=1, max_length=8000)
+
+
+class HandoffDone(BaseModel):
+    session_id: str
+    status: HandoffStatus
+    seq: int | None = Field(description="The frame the action recorded; null if it changed nothing.")
+    message_id: str | None = Field(default=None, description="With a reply: its message id.")
 
 
 class DocumentAccepted(BaseModel):

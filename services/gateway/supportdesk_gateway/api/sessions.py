@@ -63,6 +63,8 @@ async def read_session(session: CurrentSession) -> SessionInfo:
         message_count=session.message_count,
         escalated=session.escalated,
         escalation_reason=session.escalation_reason,
+        handoff=session.handoff,
+        operator=session.operator,
     )
 
 
