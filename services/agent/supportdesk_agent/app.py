@@ -5,6 +5,7 @@ from openai import AsyncOpenAI
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
+from supportdesk_agent.breaker import CircuitBreaker
 from supportdesk_agent.budget import LlmBudget
 from supportdesk_agent.generators import ExtractiveGenerator, Generator, LlmGenerator
 from supportdesk_agent.handlers import build_router
@@ -21,12 +22,14 @@ def build_llm_client(settings: AgentSettings) -> AsyncOpenAI:
         base_url=settings.openai_base_url,
         # Local OpenAI-compatible servers need no key, but the client insists on one.
         api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else "not-needed",
-        max_retries=1,
+        max_retries=settings.llm_max_retries,
         timeout=settings.llm_timeout_seconds,
     )
 
 
-def build_generator(settings: AgentSettings, kb: KnowledgeBase, llm: AsyncOpenAI | None) -> Generator:
+def build_generator(
+    settings: AgentSettings, kb: KnowledgeBase, llm: AsyncOpenAI | None, metrics: AgentMetrics | None = None
+) -> Generator:
     extractive = ExtractiveGenerator(kb.embedder)
     if llm is None:
         return extractive
@@ -37,6 +40,8 @@ def build_generator(settings: AgentSettings, kb: KnowledgeBase, llm: AsyncOpenAI
         timeout_seconds=settings.llm_timeout_seconds,
         max_tokens=settings.llm_max_tokens,
         temperature=settings.llm_temperature,
+        breaker=CircuitBreaker(settings.llm_breaker_failures, settings.llm_breaker_cooldown_seconds),
+        metrics=metrics,
     )
 
 
@@ -51,7 +56,8 @@ def agent_component(
     shares with ingest (Qdrant local mode: one process per folder). Answers
     through `llm` when given, extractively otherwise; with `redis`, each
     session's LLM use is capped (LLM_BUDGET_TOKENS)."""
-    generator = build_generator(settings, knowledge, llm)
+    metrics = AgentMetrics(registry)
+    generator = build_generator(settings, knowledge, llm, metrics)
     budget = None
     if llm is not None and redis is not None and settings.llm_budget_tokens > 0:
         budget = LlmBudget(
@@ -60,7 +66,7 @@ def agent_component(
     within_budget = ExtractiveGenerator(knowledge.embedder)
     return Component(
         "agent",
-        router=build_router(settings, knowledge, generator, AgentMetrics(registry), budget, within_budget),
+        router=build_router(settings, knowledge, generator, metrics, budget, within_budget),
         checks={"qdrant": knowledge.index.ready},
         details={
             "generator": lambda: {

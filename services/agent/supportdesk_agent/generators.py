@@ -9,14 +9,18 @@ answer when the endpoint fails or is too slow.
 import asyncio
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
 import numpy as np
 import openai
 from openai import AsyncOpenAI
+from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletionMessageParam
 
+from supportdesk_agent.breaker import BreakerState, CircuitBreaker
+from supportdesk_agent.metrics import AgentMetrics
 from supportdesk_contracts.events import HistoryTurn
 from supportdesk_knowledge.chunking import split_sentences
 from supportdesk_knowledge.index import Hit
@@ -79,6 +83,11 @@ SYSTEM_PROMPT = (
 
 
 class LlmGenerator:
+    """Retries of a rate-limited or failing call (429, 5xx, connection) are the
+    openai client's (`max_retries`, exponential backoff honouring
+    Retry-After), all within `timeout_seconds`; the breaker stops calling an
+    endpoint that keeps failing."""
+
     def __init__(
         self,
         client: AsyncOpenAI,
@@ -88,6 +97,8 @@ class LlmGenerator:
         timeout_seconds: float,
         max_tokens: int,
         temperature: float,
+        breaker: CircuitBreaker | None = None,
+        metrics: AgentMetrics | None = None,
     ) -> None:
         self.client = client
         self.model = model
@@ -95,6 +106,34 @@ class LlmGenerator:
         self.timeout = timeout_seconds
         self.max_tokens = max_tokens
         self.temperature = temperature
+        self.breaker = breaker or CircuitBreaker(threshold=5, cooldown_seconds=30)
+        self.metrics = metrics
+
+    async def _from_passages(self, question: str, history: list[HistoryTurn], hits: list[Hit]) -> AsyncIterator[str]:
+        yield LLM_FALLBACK_NOTE
+        async for piece in self.fallback.stream(question, history, hits):
+            yield piece
+
+    def _observe(self, outcome: str, began: float | None = None) -> None:
+        if self.metrics is None:
+            return
+        self.metrics.llm_calls.labels(outcome).inc()
+        if began is not None:
+            self.metrics.llm_seconds.observe(time.perf_counter() - began)
+        self.metrics.llm_breaker_open.set(0 if self.breaker.state is BreakerState.CLOSED else 1)
+
+    def _count_tokens(
+        self, messages: list[ChatCompletionMessageParam], answer: str, usage: CompletionUsage | None
+    ) -> None:
+        if self.metrics is None:
+            return
+        if usage is not None:
+            prompt, completion = usage.prompt_tokens, usage.completion_tokens
+        else:
+            prompt = sum(len(str(m.get("content", ""))) for m in messages) // 4
+            completion = len(answer) // 4
+        self.metrics.llm_tokens.labels("prompt").inc(prompt)
+        self.metrics.llm_tokens.labels("completion").inc(completion)
 
     async def stream(self, question: str, history: list[HistoryTurn], hits: list[Hit]) -> AsyncIterator[str]:
         if not hits:
@@ -112,27 +151,50 @@ class LlmGenerator:
             elif turn.role == "user":
                 messages.append({"role": "user", "content": turn.content})
         messages.append({"role": "user", "content": question})
-        produced = False
+        if not self.breaker.allow():
+            # Known to be down: answer now rather than wait out the timeout.
+            self._observe("skipped")
+            async for piece in self._from_passages(question, history, hits):
+                yield piece
+            return
+        produced: list[str] = []
+        usage: CompletionUsage | None = None
+        outcome, began = "abandoned", time.perf_counter()
         try:
             async with asyncio.timeout(self.timeout):
                 response = await self.client.chat.completions.create(
                     model=self.model,
                     messages=messages,
                     stream=True,
+                    stream_options={"include_usage": True},
                     max_tokens=self.max_tokens,
                     temperature=self.temperature,
                 )
                 async for chunk in response:
+                    usage = chunk.usage or usage
                     if chunk.choices and chunk.choices[0].delta.content:
-                        produced = True
+                        produced.append(chunk.choices[0].delta.content)
                         yield chunk.choices[0].delta.content
+            outcome = "ok"
         except (openai.OpenAIError, TimeoutError) as exc:
+            outcome = "failed"
             log.warning("LLM unavailable, answering from passages", extra={"error": f"{type(exc).__name__}: {exc}"})
+        finally:
+            # Also when the turn is cancelled mid-stream (then "abandoned").
+            match outcome:
+                case "ok":
+                    self.breaker.succeeded()
+                case "failed":
+                    self.breaker.failed()
+                case _:
+                    self.breaker.abandoned()
+            self._observe(outcome, began)
+            self._count_tokens(messages, "".join(produced), usage)
+        if outcome == "failed":
             if produced:
                 yield "\n\n(The answer was cut short; our assistant is temporarily unavailable.)"
                 return
-            yield LLM_FALLBACK_NOTE
-            async for piece in self.fallback.stream(question, history, hits):
+            async for piece in self._from_passages(question, history, hits):
                 yield piece
             return
         if not produced:

@@ -1,4 +1,4 @@
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class AgentMetrics:
@@ -14,6 +14,27 @@ class AgentMetrics:
             "supportdesk_agent_llm_over_budget",
             "Turns answered from the passages because the session spent its LLM budget.",
             registry=registry,
+        )
+        self.llm_calls = Counter(
+            "supportdesk_agent_llm_calls",
+            "Calls to the LLM endpoint by outcome: ok, failed (after the client's retries), skipped (breaker open).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.llm_seconds = Histogram(
+            "supportdesk_agent_llm_seconds",
+            "Duration of one LLM call, retries included, until its last token or its failure.",
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60),
+            registry=registry,
+        )
+        self.llm_tokens = Counter(
+            "supportdesk_agent_llm_tokens",
+            "LLM tokens by kind (prompt, completion): as the endpoint reports them, else estimated (4 chars a token).",
+            ["kind"],
+            registry=registry,
+        )
+        self.llm_breaker_open = Gauge(
+            "supportdesk_agent_llm_breaker_open", "1 while the LLM circuit breaker is open.", registry=registry
         )
         self.answer_seconds = Histogram(
             "supportdesk_agent_answer_seconds",

@@ -36,6 +36,15 @@ class AgentSettings(WorkerSettings):
     llm_timeout_seconds: float = Field(default=30, gt=0)
     llm_max_tokens: int = Field(default=400, ge=16)
     llm_temperature: float = Field(default=0.2, ge=0, le=2)
+    llm_max_retries: int = Field(
+        default=2, ge=0, le=10, description="Retries of a call refused with 429, 5xx or a connection error (backoff)."
+    )
+    llm_breaker_failures: int = Field(
+        default=5, ge=1, description="Failed calls in a row that open the circuit breaker (answers from passages)."
+    )
+    llm_breaker_cooldown_seconds: float = Field(
+        default=30, gt=0, description="How long the breaker stays open before one call probes the endpoint."
+    )
 
     llm_budget_tokens: int = Field(
         default=20_000,
