@@ -72,5 +72,6 @@ def build_router(
         adapter=_TURN,
         dead_letters=dead_letters,
         handler=answer,
+        max_workers=settings.agent_concurrency,
     )
     return router

@@ -29,6 +29,9 @@ class ScriptedLlm:
     answer: str = "Standard shipping takes 3-5 business days."
     requests: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
+    slow_when: str | None = None
+    """A question containing this is answered after `slow_seconds`."""
+    slow_seconds: float = 0.0
 
     def next_behaviour(self) -> Behaviour:
         return self.script.pop(0) if self.script else self.then
@@ -37,6 +40,8 @@ class ScriptedLlm:
         body = await request.json()
         self.requests.append(body)
         behaviour = self.next_behaviour()
+        if self.slow_when and self.slow_when in str(body["messages"][-1]["content"]):
+            await asyncio.sleep(self.slow_seconds)
         if behaviour == "429":
             return JSONResponse({"error": {"message": "slow down"}}, status_code=429, headers={"Retry-After": "0"})
         if behaviour == "500":
