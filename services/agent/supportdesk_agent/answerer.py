@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from supportdesk_agent.budget import LlmBudget, estimated_tokens
 from supportdesk_agent.escalation import EscalationPolicy, Verdict
+from supportdesk_agent.followups import Shape, classify
 from supportdesk_agent.generators import Generator, pieces
 from supportdesk_agent.metrics import AgentMetrics
 from supportdesk_contracts.events import Reply, ReplyCompleted, ReplyDeltaProduced, Source, TurnRequested
@@ -23,6 +24,11 @@ HANDOFF = "I'm connecting you with a human agent. Someone from our team will rep
 ESCALATION_NOTE = "I've also asked a human colleague to look at this conversation."
 _REPLY_NAMESPACE = uuid.UUID("0b0f4c1e-57a2-4bb9-9d55-3f1e6f0f2a90")
 SNIPPET_CHARS = 300
+# A new topic in a follow-up ("and what about returns?") names it in a word or
+# two, which match their passage less closely than a whole question would:
+# passages this close to the best match of the topic count as about it.
+TOPIC_MARGIN = 0.1
+TOPIC_FLOOR = 0.2
 
 
 class Retriever(Protocol):
@@ -125,13 +131,31 @@ class TurnAnswerer:
         self.metrics = metrics
 
     async def retrieve(self, turn: TurnRequested) -> list[Hit]:
+        """The passages a message is about, read with the conversation when it
+        is a follow-up (followups.py)."""
         k, min_score = self.retrieval.search_k, self.retrieval.min_score
-        hits = await self.retriever.search(turn.content, k, min_score)
         previous = [t.content for t in turn.history if t.role == "user"]
-        if not hits and previous:
-            # A follow-up ("and express?") only makes sense with the question before it.
-            hits = await self.retriever.search(f"{previous[-1]} {turn.content}", k, min_score)
+        follow_up = classify(turn.content)
+        if not previous or follow_up.shape is Shape.NEW_QUESTION:
+            hits = await self.retriever.search(turn.content, k, min_score)
+        elif follow_up.shape is Shape.REFERENCE:
+            alone = await self.retriever.search(turn.content, k, min_score)
+            together = await self.retriever.search(f"{previous[-1]} {follow_up.topic}", k, min_score)
+            hits = max(together, alone, key=lambda found: found[0].score if found else 0.0)
+        else:
+            hits = await self._new_topic(previous[-1], follow_up.topic)
         return [h for h in hits if h.score >= hits[0].score - self.retrieval.relative_margin] if hits else []
+
+    async def _new_topic(self, previous: str, topic: str) -> list[Hit]:
+        """ "and what about returns?": passages about returns, ranked by the
+        previous question's frame (how long, how much)."""
+        k = self.retrieval.search_k
+        about = await self.retriever.search(topic, 2 * k, 0.0)
+        if not about or about[0].score < TOPIC_FLOOR:
+            return []
+        on_topic = {h.document_id for h in about if h.score >= max(about[0].score - TOPIC_MARGIN, TOPIC_FLOOR)}
+        framed = await self.retriever.search(f"{previous} {topic}", 2 * k, self.retrieval.min_score)
+        return [h for h in framed if h.document_id in on_topic][:k]
 
     async def _generator_for(self, session_id: str) -> Generator:
         if self.budget is None or self.within_budget is None or not await self.budget.exhausted(session_id):

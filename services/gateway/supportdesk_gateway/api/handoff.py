@@ -26,7 +26,7 @@ from supportdesk_gateway.api.schemas import (
 from supportdesk_sessions.records import HUMAN_ANSWERS, HandoffRefused, Recorded, SessionRecord, is_session_id
 
 router = APIRouter(tags=["handoff"], responses=problems(401, 403))
-ACTION_PROBLEMS = problems(400, 404, 409, 422)
+ACTION_PROBLEMS = problems(400, 404, 409, 413, 422)
 LAST_MESSAGES = 5
 CONVERSATION_MESSAGES = 200
 FEED_KEEPALIVE_SECONDS = 15
