@@ -296,22 +296,17 @@ def subscribe_events(
     adapter: TypeAdapter[E],
     dead_letters: DeadLetters,
     handler: Callable[[E], Awaitable[None]],
-    max_workers: int = 1,
 ) -> None:
     """A consumer-group subscriber with at-least-once delivery: the offset is
     committed after the handler; a transient failure re-delivers the message
     (NACK), a poison one is dead-lettered. A new group starts from the
-    earliest offset so nothing published before its first start is missed.
-    With `max_workers` > 1, that many consumers share the topic's partitions
-    in this process (FastStream's concurrent-between-partitions subscriber):
-    partitions are handled concurrently, each one's messages still in order."""
+    earliest offset so nothing published before its first start is missed."""
 
     @router.subscriber(  # type: ignore[untyped-decorator]
         topic,
         group_id=group_id,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        max_workers=max_workers,
         title=title,
         **consumer_options(settings),
     )

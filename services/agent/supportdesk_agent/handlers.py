@@ -72,6 +72,5 @@ def build_router(
         adapter=_TURN,
         dead_letters=dead_letters,
         handler=answer,
-        max_workers=settings.agent_concurrency,
     )
     return router

@@ -36,14 +36,6 @@ class AgentSettings(WorkerSettings):
     llm_timeout_seconds: float = Field(default=30, gt=0)
     llm_max_tokens: int = Field(default=400, ge=16)
     llm_temperature: float = Field(default=0.2, ge=0, le=2)
-    agent_concurrency: int = Field(
-        default=4,
-        ge=1,
-        le=64,
-        description="Turns answered at once in one agent process: that many consumers share the turn partitions, so"
-        " different sessions are answered concurrently and one session's turns stay in order (it is keyed to one"
-        " partition). More than KAFKA_PARTITIONS adds nothing.",
-    )
     llm_max_retries: int = Field(
         default=2, ge=0, le=10, description="Retries of a call refused with 429, 5xx or a connection error (backoff)."
     )

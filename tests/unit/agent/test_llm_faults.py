@@ -52,6 +52,7 @@ def generator(
     metrics: AgentMetrics,
     clients: list[AsyncOpenAI],
     retries: int = 0,
+    timeout: float = 30,
 ) -> LlmGenerator:
     client = AsyncOpenAI(base_url=llm.url, api_key="x", max_retries=retries)
     clients.append(client)
@@ -59,7 +60,7 @@ def generator(
         client,
         "scripted",
         ExtractiveGenerator(embedder),
-        timeout_seconds=1.5,
+        timeout_seconds=timeout,
         max_tokens=64,
         temperature=0,
         breaker=breaker,
@@ -103,7 +104,9 @@ async def test_a_hang_ends_at_the_timeout_with_the_passages(
     llm: ScriptedLlm, embedder: Any, clients: list[AsyncOpenAI]
 ) -> None:
     llm.script = ["hang"]
-    text = await answer(generator(llm, embedder, CircuitBreaker(5, 30), AgentMetrics(CollectorRegistry()), clients))
+    text = await answer(
+        generator(llm, embedder, CircuitBreaker(5, 30), AgentMetrics(CollectorRegistry()), clients, timeout=1.5)
+    )
     assert text.startswith(LLM_FALLBACK_NOTE.strip())
     assert "3-5 business days" in text
 
