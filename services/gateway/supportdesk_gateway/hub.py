@@ -110,9 +110,11 @@ class Connection:
                 return frame.reply_to in self._streaming
             case ReplyFrame() | ErrorFrame():
                 self._streaming.pop(str(frame.reply_to), None)
-            case EscalatedFrame() | StatusFrame() if getattr(frame, "status", "awaiting_human") != "bot":
+            case EscalatedFrame():
                 # A human has the session: the rest of a bot answer already
                 # streaming is not shown (its reply is fenced off, ledger.py).
+                self._streaming.clear()
+            case StatusFrame() if frame.status != "bot":
                 self._streaming.clear()
         return True
 
