@@ -32,6 +32,8 @@ class ScriptedLlm:
     slow_when: str | None = None
     """A question containing this is answered after `slow_seconds`."""
     slow_seconds: float = 0.0
+    word_seconds: float = 0.0
+    """Pause between streamed words (a slow model, for interrupting it)."""
 
     def next_behaviour(self) -> Behaviour:
         return self.script.pop(0) if self.script else self.then
@@ -48,7 +50,14 @@ class ScriptedLlm:
             return JSONResponse({"error": {"message": "boom"}}, status_code=500)
         if behaviour == "hang":
             await asyncio.sleep(3600)
+        if not body.get("stream"):
+            return JSONResponse(self._whole())
         return StreamingResponse(self._chunks(cut=behaviour == "cut"), media_type="text/event-stream")
+
+    def _whole(self) -> dict[str, Any]:
+        message = {"role": "assistant", "content": self.answer}
+        choice = {"index": 0, "message": message, "finish_reason": "stop"}
+        return {"id": "c1", "object": "chat.completion", "created": 0, "model": "scripted", "choices": [choice]}
 
     async def _chunks(self, cut: bool) -> AsyncIterator[str]:
         words = self.answer.split(" ")
@@ -63,6 +72,8 @@ class ScriptedLlm:
                 "choices": [{"index": 0, "delta": {"content": word + (" " if i < len(words) - 1 else "")}}],
             }
             yield f"data: {json.dumps(chunk)}\n\n"
+            if self.word_seconds:
+                await asyncio.sleep(self.word_seconds)
         yield "data: [DONE]\n\n"
 
 

@@ -27,6 +27,9 @@ class Source(BaseModel):
     title: str = Field(description="Human-readable document title.", examples=["Shipping information"])
     snippet: str = Field(description="The passage text shown to the user.")
     score: float = Field(description="Retrieval similarity, 0..1.", examples=[0.71])
+    ref: int | None = Field(
+        default=None, description='The passage number the answer cites it by ("[2]"), as the model was shown it.'
+    )
 
 
 class HistoryTurn(BaseModel):
@@ -48,6 +51,11 @@ class Reply(BaseModel):
     sources: list[Source] = Field(default_factory=list, description="Passages cited.")
     confidence: float = Field(description="How sure the agent is, 0..1.", examples=[0.82])
     escalated: bool = Field(default=False, description="Whether this turn handed the session to a human.")
+    interrupted: bool = Field(
+        default=False,
+        description="Cut short by a newer message of the user (AGENT_DOUBLE_TEXT=interrupt): the content is what"
+        " was streamed until then, possibly nothing.",
+    )
 
 
 # --- chat.inbound: what the session worker records -------------------------
@@ -89,7 +97,18 @@ class SessionClosed(SessionEvent):
     reason: str = Field(description="Why it was closed.", examples=["deleted", "expired"])
 
 
-InboundEvent = Annotated[MessageReceived | ReplyCompleted | SessionClosed, Field(discriminator="event_type")]
+class MemoryCondensed(SessionEvent):
+    """The agent condensed older turns of a session into its summary (the
+    turns that no longer fit the memory budget): kept instead of dropped."""
+
+    event_type: Literal["memory.condensed"] = "memory.condensed"
+    summary: str = Field(description="The whole summary of the conversation up to `upto`.")
+    upto: int = Field(ge=0, description="Position (1-based, in the session's message count) the summary covers.")
+
+
+InboundEvent = Annotated[
+    MessageReceived | ReplyCompleted | SessionClosed | MemoryCondensed, Field(discriminator="event_type")
+]
 
 
 # --- agent.turns -----------------------------------------------------------
@@ -102,8 +121,16 @@ class TurnRequested(SessionEvent):
     message_id: str
     content: str
     history: list[HistoryTurn] = Field(
-        default_factory=list, description="Earlier turns, oldest first, without this message."
+        default_factory=list,
+        description="Earlier turns that fit the memory budget, oldest first, without this message.",
     )
+    summary: str = Field(default="", description="The conversation before `history`, condensed.")
+    condense: list[HistoryTurn] = Field(
+        default_factory=list,
+        description="Turns that left the memory budget and are not in `summary` yet: the agent adds them and"
+        " answers MemoryCondensed.",
+    )
+    condense_upto: int = Field(default=0, ge=0, description="The position the summary covers once `condense` is in.")
 
 
 # --- chat.outbound: what clients see ---------------------------------------

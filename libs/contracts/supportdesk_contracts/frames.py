@@ -100,6 +100,7 @@ class ReplyFrame(Frame):
     sources: list[Source] = Field(default_factory=list)
     confidence: float
     escalated: bool
+    interrupted: bool = Field(default=False, description="Cut short by a newer message; the newest is answered.")
     seq: int
 
 
@@ -171,6 +172,7 @@ def frame_of(event: OutboundFrameEvent) -> ServerFrame:
                 sources=reply.sources,
                 confidence=reply.confidence,
                 escalated=reply.escalated,
+                interrupted=reply.interrupted,
                 seq=event.seq,
             )
         case SessionEscalated():

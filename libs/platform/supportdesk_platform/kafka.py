@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 
 from supportdesk_contracts.envelope import Event, SessionEvent
 from supportdesk_contracts.events import EventDeadLettered
+from supportdesk_platform.dispatch import Key, KeyedDispatcher
 from supportdesk_platform.logs import log_context
 from supportdesk_platform.settings import ServiceSettings
 
@@ -312,3 +313,51 @@ def subscribe_events(
     )
     async def on_message(message: KafkaMessage) -> None:
         await dead_letters.consume(adapter, message, handler)
+
+
+def subscribe_keyed(
+    router: KafkaRouter,
+    settings: ServiceSettings,
+    *,
+    topic: str,
+    group_id: str,
+    title: str,
+    adapter: TypeAdapter[E],
+    dead_letters: DeadLetters,
+    handler: Callable[[E], Awaitable[None]],
+    max_in_flight: int,
+    on_queued: Callable[[Key], None] | None = None,
+) -> KeyedDispatcher:
+    """Like `subscribe_events`, but up to `max_in_flight` keys are handled at
+    once, each key's messages in order (dispatch.py). A transient failure is
+    retried in place with backoff (the lane waits; other keys go on) until it
+    succeeds or the service drains; offsets are committed by the dispatcher.
+    The caller drains the returned dispatcher before the broker stops."""
+
+    async def work(message: KafkaMessage) -> None:
+        backoff = RETRY_BACKOFF_SECONDS
+        while not dispatcher.closing:
+            try:
+                await dead_letters.consume(adapter, message, handler)
+                return
+            except TRANSIENT_ERRORS:
+                # consume() logged it and waited a second; wait a little more
+                # each time, so an outage is not hammered.
+                await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
+                backoff = min(backoff * 2, 30.0)
+
+    dispatcher = KeyedDispatcher(work, max_in_flight=max_in_flight, on_queued=on_queued, name=title)
+
+    @router.subscriber(  # type: ignore[untyped-decorator]
+        topic,
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.MANUAL,
+        listener=dispatcher.listener(settings.shutdown_drain_seconds),
+        title=title,
+        **consumer_options(settings),
+    )
+    async def on_message(message: KafkaMessage) -> None:
+        await dispatcher.submit(message)
+
+    return dispatcher

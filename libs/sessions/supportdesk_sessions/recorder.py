@@ -87,6 +87,15 @@ return {1, seq, user_key, redis.call('HGET', KEYS[1], 'status') or 'bot'}
 # known only inside the Lua step, and is put back when the log is read. They
 # are built by `frame_of` from the very event the gateways turn into the live
 # frame, so a replayed frame equals the live one.
+# A summary replaces the stored one only if it covers more: summaries of a
+# redelivered or reordered event never move memory backwards.
+_NEWER_SUMMARY = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if tonumber(redis.call('HGET', KEYS[1], 'summary_upto') or '0') >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'summary', ARGV[1], 'summary_upto', ARGV[2])
+return 1
+"""
+
 UNASSIGNED_SEQ = 0
 DEFAULT_KEPT = 1000
 
@@ -104,6 +113,7 @@ class SessionRecorder(SessionState):
         super().__init__(redis, cipher, ttl_seconds, prefix)
         self.kept = kept
         self._record_once = redis.register_script(_RECORD_ONCE)
+        self._newer_summary = redis.register_script(_NEWER_SUMMARY)
 
     async def _record(
         self,
@@ -163,7 +173,7 @@ class SessionRecorder(SessionState):
         """A bot reply (`assistant`) is fenced: refused (HandoffRefused) while a
         human has the session, and for a turn that began before the bot last
         took it over."""
-        message = {
+        message: dict[str, Any] = {
             "id": reply.id,
             "role": role,
             "content": reply.content,
@@ -171,6 +181,8 @@ class SessionRecorder(SessionState):
             "sources": [s.model_dump() for s in reply.sources],
             "reply_to": reply_to,
         }
+        if reply.interrupted:
+            message["interrupted"] = True
         frame = frame_of(
             ReplyRecorded(session_id=session_id, reply_to=reply_to, reply=reply, role=role, seq=UNASSIGNED_SEQ)
         )
@@ -186,6 +198,12 @@ class SessionRecorder(SessionState):
         frame = frame_of(SessionEscalated(session_id=session_id, reason=reason, reply_to=reply_to, seq=UNASSIGNED_SEQ))
         meta = {"escalated": "1", "escalation_reason": reason, "status": "awaiting_human", "operator": ""}
         return await self._record(session_id, "e:{epoch}", None, frame, meta, allowed=BOT_ANSWERS)
+
+    async def record_summary(self, session_id: str, summary: str, upto: int) -> bool:
+        """Keeps the condensed conversation up to position `upto`, unless the
+        stored one covers as much already."""
+        keys = [self.keys(session_id).meta]
+        return bool(await self._newer_summary(keys=keys, args=[self.cipher.encrypt(summary), upto]))
 
     async def announced(self, session_id: str, seq: int) -> bool:
         """Whether the event of frame `seq` was published (`mark_announced`)."""

@@ -38,13 +38,16 @@ async def rotate_session(redis: Redis, cipher: SessionCipher, keys: SessionKeys,
         try:
             async with redis.pipeline(transaction=True) as pipe:
                 await pipe.watch(keys.meta, keys.messages, keys.frames)
-                user = await pipe.hget(keys.meta, "user")  # type: ignore[misc]
+                user, summary = await pipe.hmget(keys.meta, ["user", "summary"])  # type: ignore[misc]
                 messages = await pipe.lrange(keys.messages, 0, -1)  # type: ignore[misc]
                 frames = await pipe.hgetall(keys.frames)  # type: ignore[misc]
                 pipe.multi()  # type: ignore[no-untyped-call]
                 rotated = 0
                 if user is not None and (new := _rotated(cipher, user, totals)) is not None:
                     pipe.hset(keys.meta, "user", new)
+                    rotated += 1
+                if summary is not None and (new := _rotated(cipher, summary, totals)) is not None:
+                    pipe.hset(keys.meta, "summary", new)
                     rotated += 1
                 for index, raw in enumerate(messages):
                     if (new := _rotated(cipher, raw, totals)) is not None:

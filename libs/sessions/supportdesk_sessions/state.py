@@ -4,6 +4,7 @@ process may read; writes belong to `recorder` (session worker) and `access`
 
 import logging
 import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,17 @@ from supportdesk_sessions.records import SessionRecord, as_handoff
 
 log = logging.getLogger(__name__)
 RESUME_BATCH = 100
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What the agent may remember of a session: the summary of its older
+    part and its latest messages, each with its position (1-based, counted
+    over the whole session)."""
+
+    summary: str = ""
+    summary_upto: int = 0
+    messages: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
 
 
 class CorruptFrame(ValueError):
@@ -151,6 +163,29 @@ class SessionState:
     async def recent_history(self, session_id: str, turns: int) -> list[dict[str, Any]]:
         raws = await self.redis.lrange(self.keys(session_id).messages, -turns, -1)  # type: ignore[misc]
         return self._readable(session_id, raws)
+
+    async def memory(self, session_id: str, latest: int) -> Memory:
+        """The summary and the `latest` messages, positioned."""
+        keys = self.keys(session_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hmget(keys.meta, ["summary", "summary_upto", "message_count"])
+            pipe.lrange(keys.messages, -latest, -1)
+            (summary, upto, count), raws = await pipe.execute()
+        first = int(count or 0) - len(raws) + 1
+        messages = []
+        for position, raw in enumerate(raws, start=first):
+            try:
+                messages.append((position, self.cipher.decrypt(raw)))
+            except SessionDecryptError:
+                log.warning("stored message under a retired key skipped", extra={"session_id": session_id})
+        text = ""
+        if summary is not None:
+            try:
+                text = self.cipher.decrypt(summary)
+            except SessionDecryptError:
+                log.warning("summary under a retired key skipped", extra={"session_id": session_id})
+                upto = None  # condensed again from what is still readable
+        return Memory(text, int(upto or 0), messages)
 
     def _readable(self, session_id: str, raws: list[bytes | str]) -> list[dict[str, Any]]:
         """The messages the configured keys can read. One written under a key

@@ -2,6 +2,7 @@
 context), streamed generation, and the completed reply."""
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -12,9 +13,18 @@ from typing import Any, Protocol
 from supportdesk_agent.budget import LlmBudget, estimated_tokens
 from supportdesk_agent.escalation import EscalationPolicy, Verdict
 from supportdesk_agent.followups import Shape, classify
-from supportdesk_agent.generators import Generator, pieces
+from supportdesk_agent.generators import Generator, cited, pieces
+from supportdesk_agent.memory import Condenser
 from supportdesk_agent.metrics import AgentMetrics
-from supportdesk_contracts.events import Reply, ReplyCompleted, ReplyDeltaProduced, Source, TurnRequested
+from supportdesk_contracts.events import (
+    HistoryTurn,
+    MemoryCondensed,
+    Reply,
+    ReplyCompleted,
+    ReplyDeltaProduced,
+    Source,
+    TurnRequested,
+)
 from supportdesk_knowledge.index import Hit
 from supportdesk_platform.kafka import Publisher, key_of
 
@@ -49,9 +59,12 @@ def reply_id_for(session_id: str, message_id: str) -> str:
     return str(uuid.uuid5(_REPLY_NAMESPACE, f"{session_id}:{message_id}"))
 
 
-def sources_of(hits: Sequence[Hit]) -> list[Source]:
+def sources_of(hits: Sequence[Hit], answer: str = "") -> list[Source]:
+    """One source per document, numbered as the model was shown them
+    (`quoted_passages`). An answer that cites passages ("[2]") lists the
+    cited ones, in order of use; one that cites none lists them all."""
     seen: set[str] = set()
-    sources = []
+    sources: list[Source] = []
     for hit in hits:
         if hit.document_id in seen:
             continue
@@ -62,9 +75,11 @@ def sources_of(hits: Sequence[Hit]) -> list[Source]:
                 title=hit.title,
                 snippet=hit.text[:SNIPPET_CHARS],
                 score=round(hit.score, 4),
+                ref=len(sources) + 1,
             )
         )
-    return sources
+    used = cited(answer, len(sources))
+    return [sources[number - 1] for number in used] if used else sources
 
 
 class DeltaStream:
@@ -102,6 +117,13 @@ class DeltaStream:
         return "".join(self.parts).strip()
 
 
+def remembered(turn: TurnRequested) -> list[HistoryTurn]:
+    """The history a generator sees: the summary of older turns first."""
+    if not turn.summary:
+        return turn.history
+    return [HistoryTurn(role="system", content=turn.summary), *turn.history]
+
+
 class TurnAnswerer:
     def __init__(
         self,
@@ -116,13 +138,16 @@ class TurnAnswerer:
         metrics: AgentMetrics,
         budget: LlmBudget | None = None,
         within_budget: Generator | None = None,
+        condenser: Condenser | None = None,
     ) -> None:
-        """With a `budget`, `generator` is the costly one (the LLM) and
+        """With a `condenser`, turns that left the session's memory budget are
+        condensed into its summary after the reply. With a `budget`, `generator` is the costly one (the LLM) and
         `within_budget` answers a session that has spent its budget."""
         self.retriever = retriever
         self.generator = generator
         self.budget = budget
         self.within_budget = within_budget
+        self.condenser = condenser
         self.escalation = escalation
         self.retrieval = retrieval
         self.escalate_on_no_answer = escalate_on_no_answer
@@ -169,38 +194,84 @@ class TurnAnswerer:
             return "no relevant knowledge"
         return verdict.reason
 
-    async def answer(self, turn: TurnRequested) -> None:
+    @staticmethod
+    async def _generate(
+        generator: Generator, turn: TurnRequested, hits: list[Hit], stream: DeltaStream, superseded: asyncio.Event
+    ) -> None:
+        """Streams the answer until it ends or `superseded` is set; then at
+        once, even while the model is between tokens (its stream is closed)."""
+
+        async def pump() -> None:
+            async with contextlib.aclosing(generator.stream(turn.content, remembered(turn), hits)) as produced:
+                async for piece in produced:
+                    await stream.emit(piece)
+
+        pumping = asyncio.create_task(pump())
+        interrupting = asyncio.create_task(superseded.wait())
+        try:
+            await asyncio.wait({pumping, interrupting}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (pumping, interrupting):
+                task.cancel()
+            await asyncio.gather(interrupting, return_exceptions=True)
+            with contextlib.suppress(asyncio.CancelledError):
+                await pumping  # its error, if it failed, is the turn's
+
+    async def answer(self, turn: TurnRequested, superseded: asyncio.Event | None = None) -> None:
+        """Answers `turn`; once `superseded` is set (a newer message of the
+        session, AGENT_DOUBLE_TEXT=interrupt) the answer stops where it is and
+        is completed as interrupted."""
         began = time.perf_counter()
+        superseded = superseded or asyncio.Event()
         verdict = self.escalation.assess(turn.content)
         stream = DeltaStream(turn, self.deltas)
         hits: list[Hit] = []
         if verdict.human_requested:
             await stream.emit_text(HANDOFF)
-        else:
+        elif not superseded.is_set():
             hits = await self.retrieve(turn)
             generator = await self._generator_for(turn.session_id)
-            async for piece in generator.stream(turn.content, turn.history, hits):
-                await stream.emit(piece)
+            await self._generate(generator, turn, hits, stream, superseded)
             if generator is self.generator and self.budget is not None and hits:
                 tokens = estimated_tokens(turn.content, turn.history, hits, stream.text)
                 await self.budget.charge(turn.session_id, tokens)
-        reason = self._escalation_reason(verdict, hits)
-        if reason is not None and not verdict.human_requested:
+        interrupted = superseded.is_set() and not verdict.human_requested
+        # An interrupted answer escalates for what the user said, not for what
+        # it did not get to find.
+        reason = verdict.reason if interrupted else self._escalation_reason(verdict, hits)
+        if reason is not None and not verdict.human_requested and not interrupted:
             await stream.emit_text(f"\n\n{ESCALATION_NOTE}")
         reply = Reply(
             id=reply_id_for(turn.session_id, turn.message_id),
             content=stream.text,
-            sources=sources_of(hits),
+            sources=sources_of(hits, stream.text) if stream.text else [],
             confidence=round(hits[0].score, 4) if hits else (1.0 if verdict.human_requested else 0.0),
             escalated=reason is not None,
+            interrupted=interrupted,
         )
         await stream.confirmed()
         completed = ReplyCompleted(**turn.caused(), reply_to=turn.message_id, reply=reply, escalation_reason=reason)
         await self.completions.publish(completed, key=key_of(turn.session_id))
         self._observe(verdict, hits, reply, time.perf_counter() - began)
+        if interrupted:
+            log.info("answer interrupted by a newer message", extra={"reply_to": turn.message_id})
+        await self._condense(turn)
+
+    async def _condense(self, turn: TurnRequested) -> None:
+        """After the reply, so the user waits for no summary."""
+        if not turn.condense or self.condenser is None:
+            return
+        summary = await self.condenser.condense(turn.summary, turn.condense)
+        condensed = MemoryCondensed(**turn.caused(), summary=summary, upto=turn.condense_upto)
+        await self.completions.publish(condensed, key=key_of(turn.session_id))
 
     def _observe(self, verdict: Verdict, hits: list[Hit], reply: Reply, seconds: float) -> None:
-        outcome = "handoff" if verdict.human_requested else "answered" if hits else "no_answer"
+        if verdict.human_requested:
+            outcome = "handoff"
+        elif reply.interrupted:
+            outcome = "interrupted"
+        else:
+            outcome = "answered" if hits else "no_answer"
         self.metrics.answers.labels(outcome).inc()
         if reply.escalated:
             self.metrics.escalations.inc()

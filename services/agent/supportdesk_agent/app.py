@@ -9,6 +9,7 @@ from supportdesk_agent.breaker import CircuitBreaker
 from supportdesk_agent.budget import LlmBudget
 from supportdesk_agent.generators import ExtractiveGenerator, Generator, LlmGenerator
 from supportdesk_agent.handlers import build_router
+from supportdesk_agent.memory import Condenser, ExtractiveCondenser, LlmCondenser
 from supportdesk_agent.metrics import AgentMetrics
 from supportdesk_agent.settings import AgentSettings
 from supportdesk_knowledge.base import KnowledgeBase
@@ -24,6 +25,20 @@ def build_llm_client(settings: AgentSettings) -> AsyncOpenAI:
         api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else "not-needed",
         max_retries=settings.llm_max_retries,
         timeout=settings.llm_timeout_seconds,
+    )
+
+
+def build_condenser(settings: AgentSettings, llm: AsyncOpenAI | None, breaker: CircuitBreaker | None) -> Condenser:
+    extractive = ExtractiveCondenser(settings.memory_summary_tokens)
+    if llm is None:
+        return extractive
+    return LlmCondenser(
+        llm,
+        settings.llm_model,
+        extractive,
+        budget_tokens=settings.memory_summary_tokens,
+        timeout_seconds=settings.llm_timeout_seconds,
+        breaker=breaker,
     )
 
 
@@ -64,15 +79,30 @@ def agent_component(
             redis, settings.redis_key_prefix, settings.llm_budget_tokens, settings.llm_budget_period_seconds
         )
     within_budget = ExtractiveGenerator(knowledge.embedder)
+    breaker = generator.breaker if isinstance(generator, LlmGenerator) else None
+    condenser = build_condenser(settings, llm, breaker)
+    turns = build_router(settings, knowledge, generator, metrics, budget, within_budget, condenser)
+
+    async def finish_turns() -> None:
+        # Before the broker stops: turns taken finish (and commit) or are left
+        # to be redelivered to the group's next member.
+        await turns.dispatcher.drain(settings.shutdown_drain_seconds)
+
     return Component(
         "agent",
-        router=build_router(settings, knowledge, generator, metrics, budget, within_budget),
+        router=turns.router,
+        on_drain=[finish_turns],
         checks={"qdrant": knowledge.index.ready},
         details={
             "generator": lambda: {
                 "mode": "llm" if llm is not None else "extractive",
                 "model": settings.llm_model if llm is not None else None,
-            }
+            },
+            "turns": lambda: {
+                "in_flight": turns.dispatcher.in_flight,
+                "concurrency": settings.concurrency,
+                "double_text": settings.double_text,
+            },
         },
     )
 

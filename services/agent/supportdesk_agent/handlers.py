@@ -1,4 +1,8 @@
-"""Kafka subscriber of the agent: the agent.turns topic."""
+"""Kafka subscriber of the agent: the agent.turns topic, answered
+concurrently across sessions and in order within one (dispatch.py)."""
+
+import asyncio
+from dataclasses import dataclass
 
 from faststream.kafka import KafkaRouter
 from pydantic import TypeAdapter
@@ -7,12 +11,20 @@ from supportdesk_agent.answerer import Retriever, TurnAnswerer
 from supportdesk_agent.budget import LlmBudget
 from supportdesk_agent.escalation import EscalationPolicy
 from supportdesk_agent.generators import Generator
+from supportdesk_agent.memory import Condenser
 from supportdesk_agent.metrics import AgentMetrics
 from supportdesk_agent.settings import AgentSettings
 from supportdesk_contracts.events import TurnFailed, TurnRequested
-from supportdesk_platform.kafka import TRANSIENT_ERRORS, DeadLetters, key_of, subscribe_events
+from supportdesk_platform.dispatch import Key, KeyedDispatcher
+from supportdesk_platform.kafka import TRANSIENT_ERRORS, DeadLetters, key_of, subscribe_keyed
 
 _TURN = TypeAdapter(TurnRequested)
+
+
+@dataclass
+class TurnRouter:
+    router: KafkaRouter
+    dispatcher: KeyedDispatcher
 
 
 def build_router(
@@ -22,7 +34,8 @@ def build_router(
     metrics: AgentMetrics,
     budget: LlmBudget | None = None,
     within_budget: Generator | None = None,
-) -> KafkaRouter:
+    condenser: Condenser | None = None,
+) -> TurnRouter:
     topics = settings.topics
     router = KafkaRouter()
     # Deltas go straight to the clients; the completed reply goes back to the
@@ -41,12 +54,25 @@ def build_router(
         metrics=metrics,
         budget=budget,
         within_budget=within_budget,
+        condenser=condenser,
     )
     dead_letters = DeadLetters(router.publisher(topics.dead_letters, title="agent:deadletter"), "agent")
 
+    interrupting = settings.double_text == "interrupt"
+    # The turn being answered per session, to cut short when a newer one comes.
+    running: dict[str, asyncio.Event] = {}
+
+    def on_queued(key: Key) -> None:
+        if interrupting and key is not None and (superseded := running.get(key.decode(errors="replace"))):
+            superseded.set()
+
     async def answer(turn: TurnRequested) -> None:
+        superseded = asyncio.Event()
+        if interrupting and dispatcher.waiting(key_of(turn.session_id)):
+            superseded.set()  # a newer message already waits: only the newest is answered
+        running[turn.session_id] = superseded
         try:
-            await answerer.answer(turn)
+            await answerer.answer(turn, superseded)
         except TRANSIENT_ERRORS:
             raise
         # Deliberately broad, and re-raised: whatever broke this turn, the
@@ -62,8 +88,10 @@ def build_router(
                 key=key_of(turn.session_id),
             )
             raise
+        finally:
+            running.pop(turn.session_id, None)
 
-    subscribe_events(
+    dispatcher = subscribe_keyed(
         router,
         settings,
         topic=topics.agent_turns,
@@ -72,5 +100,7 @@ def build_router(
         adapter=_TURN,
         dead_letters=dead_letters,
         handler=answer,
+        max_in_flight=settings.concurrency,
+        on_queued=on_queued,
     )
-    return router
+    return TurnRouter(router, dispatcher)

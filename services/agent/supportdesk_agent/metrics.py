@@ -5,7 +5,7 @@ class AgentMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.answers = Counter(
             "supportdesk_agent_answers",
-            "Turns answered, by outcome (answered, no_answer, handoff).",
+            "Turns answered, by outcome (answered, no_answer, handoff, interrupted).",
             ["outcome"],
             registry=registry,
         )

@@ -1,3 +1,5 @@
+from typing import Literal
+
 from pydantic import Field, SecretStr
 
 from supportdesk_agent.answerer import RetrievalOptions
@@ -29,6 +31,20 @@ DEFAULT_ESCALATION_KEYWORDS: dict[str, float] = {
 class AgentSettings(WorkerSettings):
     ops_port: int = Field(default=8102, alias="AGENT_OPS_PORT")
     consumer_group: str = Field(default="supportdesk-agent", alias="AGENT_CONSUMER_GROUP")
+    concurrency: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        alias="AGENT_CONCURRENCY",
+        description="Turns one agent process answers at once: different sessions concurrently, each session's turns"
+        " in order (one consumer; offsets committed as a watermark).",
+    )
+    double_text: Literal["queue", "interrupt"] = Field(
+        default="queue",
+        alias="AGENT_DOUBLE_TEXT",
+        description="A user message that arrives while the previous one is being answered: queue (answer both, in"
+        " order) or interrupt (cut the running answer short, mark it interrupted, answer the newest).",
+    )
 
     openai_base_url: str | None = None
     openai_api_key: SecretStr | None = None
@@ -53,6 +69,12 @@ class AgentSettings(WorkerSettings):
         " passages. 0: no budget.",
     )
     llm_budget_period_seconds: float = Field(default=3600, gt=0)
+
+    memory_summary_tokens: int = Field(
+        default=300,
+        ge=20,
+        description="Tokens (estimated) the condensed summary of a session's older turns may take.",
+    )
 
     rag_search_k: int = Field(default=4, ge=1, le=20)
     rag_similarity_threshold: float = Field(

@@ -6,6 +6,7 @@ from pydantic import TypeAdapter
 from supportdesk_contracts.events import (
     EscalationEvent,
     InboundEvent,
+    MemoryCondensed,
     MessageReceived,
     ReplyCompleted,
     SessionClosed,
@@ -31,10 +32,11 @@ def build_router(settings: SessionWorkerSettings, store: SessionRecorder) -> Kaf
         turns=router.publisher(topics.agent_turns, title="session:turns"),
         escalations=router.publisher(topics.escalations, title="session:escalations"),
         history_turns=settings.history_turns,
+        memory_tokens=settings.memory_token_budget,
     )
     dead_letters = DeadLetters(router.publisher(topics.dead_letters, title="session:deadletter"), "session")
 
-    async def dispatch(event: MessageReceived | ReplyCompleted | SessionClosed) -> None:
+    async def dispatch(event: MessageReceived | ReplyCompleted | SessionClosed | MemoryCondensed) -> None:
         match event:
             case MessageReceived():
                 await ledger.message_received(event)
@@ -42,6 +44,8 @@ def build_router(settings: SessionWorkerSettings, store: SessionRecorder) -> Kaf
                 await ledger.reply_completed(event)
             case SessionClosed():
                 await ledger.session_closed(event)
+            case MemoryCondensed():
+                await ledger.memory_condensed(event)
 
     subscribe_events(
         router,

@@ -5,7 +5,7 @@ keeps its first seq, and is re-announced rather than recorded again."""
 import logging
 
 from supportdesk_contracts.events import (
-    HistoryTurn,
+    MemoryCondensed,
     MessageAccepted,
     MessageReceived,
     Reply,
@@ -18,6 +18,7 @@ from supportdesk_contracts.events import (
 )
 from supportdesk_contracts.frames import ReplyFrame
 from supportdesk_platform.kafka import Publisher, key_of
+from supportdesk_session.memory import CONDENSE_BACKLOG, recall
 from supportdesk_sessions.recorder import SessionRecorder
 from supportdesk_sessions.records import HUMAN_ANSWERS, HandoffRefused
 
@@ -32,12 +33,14 @@ class SessionLedger:
         turns: Publisher,
         escalations: Publisher,
         history_turns: int,
+        memory_tokens: int = 1500,
     ) -> None:
         self.store = store
         self.outbound = outbound
         self.turns = turns
         self.escalations = escalations
         self.history_turns = history_turns
+        self.memory_tokens = memory_tokens
 
     async def message_received(self, event: MessageReceived) -> None:
         key = key_of(event.session_id)
@@ -72,17 +75,17 @@ class SessionLedger:
                 # a client that has it ignores it) instead of answering again.
                 await self.outbound.publish(self._recorded_from_frame(event, frame), key=key)
                 return
-        history = await self.store.recent_history(event.session_id, self.history_turns + 1)
+        memory = await self.store.memory(event.session_id, self.history_turns + 1 + CONDENSE_BACKLOG)
+        recalled = recall(memory, event.message_id, self.history_turns, self.memory_tokens)
         await self.turns.publish(
             TurnRequested(
                 **event.caused(),
                 message_id=event.message_id,
                 content=event.content,
-                history=[
-                    HistoryTurn(role=m["role"], content=m["content"]) for m in history if m["id"] != event.message_id
-                ][-self.history_turns :]
-                if self.history_turns
-                else [],
+                history=recalled.history,
+                summary=recalled.summary,
+                condense=recalled.condense,
+                condense_upto=recalled.condense_upto,
             ),
             key=key,
         )
@@ -128,6 +131,9 @@ class SessionLedger:
         await self.outbound.publish(escalated, key=key)
         await self.escalations.publish(escalated, key=key)
         await self.store.mark_announced(event.session_id, escalation.seq)
+
+    async def memory_condensed(self, event: MemoryCondensed) -> None:
+        await self.store.record_summary(event.session_id, event.summary, event.upto)
 
     async def session_closed(self, event: SessionClosed) -> None:
         # The gateway purged the session when it published this (its named

@@ -20,7 +20,15 @@ class SessionWorkerSettings(SessionStateSettings, WorkerSettings):
         " user is told.",
     )
     handoff_sweep_seconds: float = Field(default=10, gt=0, description="How often unclaimed handoffs are looked for.")
-    history_turns: int = Field(default=12, ge=0, description="Earlier messages handed to the agent as memory.")
+    history_turns: int = Field(
+        default=12, ge=0, description="Earlier messages handed to the agent as they were (0: no memory at all)."
+    )
+    memory_token_budget: int = Field(
+        default=1500,
+        ge=1,
+        description="Tokens (estimated, 4 characters each) of earlier messages handed to the agent as they were;"
+        " older ones are condensed into the session's summary.",
+    )
     escalation_webhook_url: AnyHttpUrl | None = Field(
         default=None, description="POSTed a signed JSON body for every escalation (webhook.py)."
     )

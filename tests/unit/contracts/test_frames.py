@@ -51,6 +51,7 @@ def test_frames_carry_what_the_spec_names() -> None:
         "sources": [SOURCE.model_dump()],
         "confidence": 0.7,
         "escalated": False,
+        "interrupted": False,
         "seq": 2,
     }
     assert escalated.model_dump() == {"type": "escalated", "reason": "keywords: sue", "reply_to": "m", "seq": 3}

@@ -102,6 +102,7 @@ class HistoryMessage(BaseModel):
     content: str
     created_at: datetime
     sources: list[Source] | None = None
+    interrupted: bool = Field(default=False, description="A reply cut short by a newer message of the user.")
 
 
 class MessageIn(BaseModel):
@@ -118,6 +119,7 @@ class ReplyOut(BaseModel):
     sources: list[Source]
     confidence: float
     escalated: bool
+    interrupted: bool = Field(default=False, description="Cut short by a newer message; the newest is answered.")
 
     @classmethod
     def from_frame(cls, frame: ReplyFrame) -> "ReplyOut":
