@@ -66,7 +66,27 @@ GENERATION = SchemathesisConfig.from_dict(
             "with-security-parameters": False,
             # An unknown query parameter is ignored, as HTTP APIs do.
             "allow-extra-parameters": False,
-        }
+        },
+        "checks": {
+            # A body refused for its size is a rejection too (the route's body limit).
+            "negative_data_rejection": {
+                "expected-statuses": [
+                    "400",
+                    "401",
+                    "403",
+                    "404",
+                    "405",
+                    "406",
+                    "409",
+                    "413",
+                    "415",
+                    "422",
+                    "428",
+                    "429",
+                ]
+                + ["5xx"]
+            }
+        },
     }
 )
 # The gateway's limits (api/ws.py, __main__.py): an error frame above the

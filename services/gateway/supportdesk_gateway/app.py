@@ -29,7 +29,7 @@ from supportdesk_gateway.limits import ClientAddress, RateLimited, RateLimiter, 
 from supportdesk_gateway.metrics import GatewayMetrics
 from supportdesk_gateway.publisher import EventPublisher
 from supportdesk_gateway.relay import Relay
-from supportdesk_gateway.requests import HEADER, RequestId, request_id_of
+from supportdesk_gateway.requests import HEADER, JsonTooLarge, RequestId, request_id_of
 from supportdesk_gateway.settings import GatewaySettings
 from supportdesk_gateway.sweeper import SessionSweeper
 from supportdesk_platform.kafka import TopicProvisioner
@@ -161,6 +161,7 @@ def create_app(context: GatewayContext, health: Health) -> FastAPI:
             expose_headers=[HEADER, "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"],
             max_age=600,
         )
+    app.add_middleware(JsonTooLarge)
     app.add_middleware(RequestId)
 
     @app.exception_handler(Exception)

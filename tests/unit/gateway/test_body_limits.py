@@ -77,3 +77,16 @@ async def test_a_normal_upload_still_works(system: InProcess) -> None:
     missing = await system.http.post("/api/v1/documents", data={"other": "x"}, headers=admin)
     assert missing.status_code == 422
     assert "`file`" in missing.json()["detail"]
+
+
+async def test_a_declared_length_over_the_limit_gets_the_json_problem_on_every_route(system: InProcess) -> None:
+    sid, auth = await session(system)
+    admin = {"Authorization": f"Bearer {system.gateway.context.settings.admin_api_key.get_secret_value()}"}
+    routes = [(f"/api/v1/sessions/{sid}/messages", auth), (f"/api/v1/sessions/{sid}/agent-messages", admin)]
+    for path, headers in routes:
+        body = b'{"content": "' + b"x" * 70_000 + b'"}'
+        response = await system.http.post(path, content=body, headers={**headers, "Content-Type": "application/json"})
+        assert response.status_code == 413, path
+        assert response.headers["content-type"] == "application/json", path
+        assert "65536 bytes" in response.json()["detail"], path
+        assert response.headers["x-request-id"]
