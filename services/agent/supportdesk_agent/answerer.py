@@ -12,10 +12,11 @@ from typing import Any, Protocol
 
 from supportdesk_agent.budget import LlmBudget, estimated_tokens
 from supportdesk_agent.escalation import EscalationPolicy, Verdict
-from supportdesk_agent.followups import Shape, classify
+from supportdesk_agent.followups import FollowUp, Shape, classify, keeps_topic
 from supportdesk_agent.generators import Generator, cited, pieces
 from supportdesk_agent.memory import Condenser
 from supportdesk_agent.metrics import AgentMetrics
+from supportdesk_agent.rewriting import LlmRewriter
 from supportdesk_contracts.events import (
     HistoryTurn,
     MemoryCondensed,
@@ -139,6 +140,7 @@ class TurnAnswerer:
         budget: LlmBudget | None = None,
         within_budget: Generator | None = None,
         condenser: Condenser | None = None,
+        rewriter: LlmRewriter | None = None,
     ) -> None:
         """With a `condenser`, turns that left the session's memory budget are
         condensed into its summary after the reply. With a `budget`, `generator` is the costly one (the LLM) and
@@ -148,6 +150,7 @@ class TurnAnswerer:
         self.budget = budget
         self.within_budget = within_budget
         self.condenser = condenser
+        self.rewriter = rewriter
         self.escalation = escalation
         self.retrieval = retrieval
         self.escalate_on_no_answer = escalate_on_no_answer
@@ -157,7 +160,8 @@ class TurnAnswerer:
 
     async def retrieve(self, turn: TurnRequested) -> list[Hit]:
         """The passages a message is about, read with the conversation when it
-        is a follow-up (followups.py)."""
+        is a follow-up: rewritten by the LLM when one is configured
+        (rewriting.py), else by its words (followups.py)."""
         k, min_score = self.retrieval.search_k, self.retrieval.min_score
         previous = [t.content for t in turn.history if t.role == "user"]
         follow_up = classify(turn.content)
@@ -169,7 +173,22 @@ class TurnAnswerer:
             hits = max(together, alone, key=lambda found: found[0].score if found else 0.0)
         else:
             hits = await self._new_topic(previous[-1], follow_up.topic)
+        if previous and follow_up.shape is not Shape.NEW_QUESTION and self.rewriter is not None:
+            hits = await self._rewritten(self.rewriter, turn, follow_up, hits)
         return [h for h in hits if h.score >= hits[0].score - self.retrieval.relative_margin] if hits else []
+
+    async def _rewritten(
+        self, rewriter: LlmRewriter, turn: TurnRequested, follow_up: FollowUp, by_words: list[Hit]
+    ) -> list[Hit]:
+        """Trusted, but checked: a small model's rewrite can lose the new topic
+        ("and what about returns?" -> "how long does shipping take?"), so a
+        rewrite of a new topic must keep the topic's words, and the closer
+        match of the two readings wins."""
+        rewritten = await rewriter.rewrite(turn.content, turn.history)
+        if rewritten is None or (follow_up.shape is Shape.NEW_TOPIC and not keeps_topic(rewritten, follow_up.topic)):
+            return by_words
+        by_model = await self.retriever.search(rewritten, self.retrieval.search_k, self.retrieval.min_score)
+        return max(by_model, by_words, key=lambda found: found[0].score if found else 0.0)
 
     async def _new_topic(self, previous: str, topic: str) -> list[Hit]:
         """ "and what about returns?": passages about returns, ranked by the

@@ -11,6 +11,7 @@ from supportdesk_agent.generators import ExtractiveGenerator, Generator, LlmGene
 from supportdesk_agent.handlers import build_router
 from supportdesk_agent.memory import Condenser, ExtractiveCondenser, LlmCondenser
 from supportdesk_agent.metrics import AgentMetrics
+from supportdesk_agent.rewriting import LlmRewriter
 from supportdesk_agent.settings import AgentSettings
 from supportdesk_knowledge.base import KnowledgeBase
 from supportdesk_platform.kafka import TopicProvisioner
@@ -81,7 +82,12 @@ def agent_component(
     within_budget = ExtractiveGenerator(knowledge.embedder)
     breaker = generator.breaker if isinstance(generator, LlmGenerator) else None
     condenser = build_condenser(settings, llm, breaker)
-    turns = build_router(settings, knowledge, generator, metrics, budget, within_budget, condenser)
+    rewriter = None
+    if llm is not None and settings.llm_rewrite_followups:
+        rewriter = LlmRewriter(
+            llm, settings.llm_model, timeout_seconds=settings.llm_rewrite_timeout_seconds, breaker=breaker
+        )
+    turns = build_router(settings, knowledge, generator, metrics, budget, within_budget, condenser, rewriter)
 
     async def finish_turns() -> None:
         # Before the broker stops: turns taken finish (and commit) or are left

@@ -44,3 +44,14 @@ def classify(message: str) -> FollowUp:
     if short and _STARTS_WITH_CONNECTOR.match(message):
         return FollowUp(Shape.NEW_TOPIC, topic)
     return FollowUp(Shape.NEW_QUESTION, message.strip())
+
+
+_STEM = 5
+
+
+def keeps_topic(question: str, topic: str) -> bool:
+    """Whether `question` still names every word of `topic` (by the first
+    letters, so "returns" is kept by "return process")."""
+    words = {w[:_STEM] for w in _WORD.findall(question.lower())}
+    topic_words = [w for w in _WORD.findall(topic.lower()) if len(w) >= 3]
+    return all(any(word.startswith(w[:_STEM]) for word in words) for w in topic_words)

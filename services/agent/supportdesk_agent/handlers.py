@@ -13,6 +13,7 @@ from supportdesk_agent.escalation import EscalationPolicy
 from supportdesk_agent.generators import Generator
 from supportdesk_agent.memory import Condenser
 from supportdesk_agent.metrics import AgentMetrics
+from supportdesk_agent.rewriting import LlmRewriter
 from supportdesk_agent.settings import AgentSettings
 from supportdesk_contracts.events import TurnFailed, TurnRequested
 from supportdesk_platform.dispatch import Key, KeyedDispatcher
@@ -35,6 +36,7 @@ def build_router(
     budget: LlmBudget | None = None,
     within_budget: Generator | None = None,
     condenser: Condenser | None = None,
+    rewriter: LlmRewriter | None = None,
 ) -> TurnRouter:
     topics = settings.topics
     router = KafkaRouter()
@@ -55,6 +57,7 @@ def build_router(
         budget=budget,
         within_budget=within_budget,
         condenser=condenser,
+        rewriter=rewriter,
     )
     dead_letters = DeadLetters(router.publisher(topics.dead_letters, title="agent:deadletter"), "agent")
 

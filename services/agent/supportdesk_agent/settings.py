@@ -70,6 +70,14 @@ class AgentSettings(WorkerSettings):
     )
     llm_budget_period_seconds: float = Field(default=3600, gt=0)
 
+    llm_rewrite_followups: bool = Field(
+        default=True,
+        description="With an LLM, rewrite a follow-up into a standalone question before searching (one short call,"
+        " only for messages that read as follow-ups).",
+    )
+    llm_rewrite_timeout_seconds: float = Field(
+        default=3, gt=0, description="Then the follow-up is read by its words instead."
+    )
     memory_summary_tokens: int = Field(
         default=300,
         ge=20,
