@@ -45,6 +45,10 @@ class RequestId:
         await self.app(scope, receive, with_id)
 
 
+def _is_json(start: Message) -> bool:
+    return Headers(raw=start.get("headers", [])).get("content-type", "").startswith("application/json")
+
+
 class JsonTooLarge:
     """Starlette's body limit answers a declared Content-Length over the limit
     by itself, in plain text, before any exception handler runs: that 413 is
@@ -62,10 +66,9 @@ class JsonTooLarge:
 
         async def as_json(message: Message) -> None:
             nonlocal held
-            if message["type"] == "http.response.start" and message["status"] == 413:
-                if not Headers(raw=message.get("headers", [])).get("content-type", "").startswith("application/json"):
-                    held = message
-                    return
+            if message["type"] == "http.response.start" and message["status"] == 413 and not _is_json(message):
+                held = message
+                return
             if held is None:
                 await send(message)
                 return
