@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+import webhook_receiver
 from devstack import Stack, free_port, minimal_env
 from stacks import ADMIN_KEY, IDENTITY_SECRET, StackFactory
+from webhook_receiver import Receiver
 
 
 def _free(port: int) -> bool:
@@ -56,9 +58,27 @@ def make_stack() -> StackFactory:
 
 
 @pytest.fixture(scope="session")
-def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The default system: extractive answers, two gateways."""
-    stack = new_stack(redis_url, tmp_path_factory.mktemp("stack"), replicas=2)
+def webhook() -> Iterator[Receiver]:
+    """The escalation webhook's receiver of the default system."""
+    receiver = Receiver()
+    server = webhook_receiver.start(receiver)
+    yield receiver
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory, webhook: Receiver) -> Iterator[Stack]:
+    """The default system: extractive answers, two gateways, escalations
+    announced to a webhook that refuses twice before it takes one."""
+    stack = new_stack(
+        redis_url,
+        tmp_path_factory.mktemp("stack"),
+        replicas=2,
+        ESCALATION_WEBHOOK_URL=webhook.url,
+        ESCALATION_WEBHOOK_SECRET=webhook_receiver.SECRET,
+        ESCALATION_WEBHOOK_BACKOFF_SECONDS="0.2",
+    )
     stack.start()
     yield stack
     stack.stop()

@@ -16,6 +16,8 @@ from websockets.asyncio.client import ClientConnection
 
 from devstack import Stack
 from stacks import ADMIN_KEY
+from supportdesk_session.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
+from webhook_receiver import REFUSALS, SECRET, Delivery, Receiver
 
 pytestmark = pytest.mark.e2e
 OPERATOR = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -42,7 +44,14 @@ async def feed_events(response: httpx.Response) -> AsyncIterator[tuple[str, dict
             yield event, json.loads(line[6:])
 
 
-async def test_a_human_takes_over_across_replicas_and_hands_back(stack: Stack) -> None:
+async def deliveries(webhook: Receiver, session_id: str, count: int) -> list[Delivery]:
+    async with asyncio.timeout(30):
+        while len(got := webhook.of(session_id)) < count:
+            await asyncio.sleep(0.1)
+    return got
+
+
+async def test_a_human_takes_over_across_replicas_and_hands_back(stack: Stack, webhook: Receiver) -> None:
     async with (
         httpx.AsyncClient(base_url=base(stack, 0), timeout=60) as user_http,
         httpx.AsyncClient(base_url=base(stack, 1), timeout=60) as operator_http,
@@ -74,6 +83,21 @@ async def test_a_human_takes_over_across_replicas_and_hands_back(stack: Stack) -
             queue = (await operator_http.get("/api/v1/escalations", headers=OPERATOR)).json()
             [queued] = [e for e in queue if e["session_id"] == sid]  # the shared stack may hold others
             assert queued["summary"] == "Is anyone there?"
+
+            # The team's webhook: refused twice, taken the third time, each
+            # attempt signed; the outcome shows in the queue.
+            attempts = await deliveries(webhook, sid, REFUSALS + 1)
+            assert [d.answered for d in attempts] == [503, 503, 200]
+            for delivery in attempts:
+                stamp = delivery.headers[TIMESTAMP_HEADER]
+                assert delivery.headers[SIGNATURE_HEADER] == signature(SECRET, stamp, delivery.body)
+                assert delivery.event["reason"]
+            async with asyncio.timeout(30):
+                while queued["webhook"] is None:
+                    await asyncio.sleep(0.1)
+                    queue = (await operator_http.get("/api/v1/escalations", headers=OPERATOR)).json()
+                    [queued] = [e for e in queue if e["session_id"] == sid]
+            assert queued["webhook"] == "delivered after 3 attempts"
 
             claim = await operator_http.post(f"/api/v1/sessions/{sid}/claim", headers=OPERATOR)
             assert claim.status_code == 200, claim.text
