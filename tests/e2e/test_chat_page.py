@@ -48,6 +48,31 @@ async def test_a_person_asks_in_the_browser_and_gets_a_sourced_answer(stack: Sta
         await browser.close()
 
 
+async def test_a_person_attaches_a_file_and_asks_about_it(stack: Stack, tmp_path: Path) -> None:
+    slip = tmp_path / "packing-slip.txt"
+    slip.write_text("The parcel for order 5521 was packed with a red climbing rope and a chalk bag.\n")
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = await browser.new_page()
+        await page.goto(f"http://127.0.0.1:{stack.gateway_port}/")
+        await page.wait_for_selector("#status:text('online')", timeout=15_000)
+        await page.set_input_files("#file", str(slip))
+        await page.locator(".msg.system", has_text="packing-slip.txt is attached").wait_for(timeout=60_000)
+        await page.fill("#input", "What was packed for order 5521?")
+        await page.click("button")
+        await page.locator(".msg.assistant", has_text="red climbing rope").wait_for(timeout=30_000)
+        await page.locator(".sources", has_text="packing-slip.txt").wait_for(timeout=30_000)
+
+        refused = tmp_path / "notes.exe"
+        refused.write_bytes(b"MZ")
+        await page.set_input_files("#file", str(refused))
+        await page.locator(".msg.system", has_text="Could not attach notes.exe: supported file types").wait_for(
+            timeout=15_000
+        )
+        await page.screenshot(path=str(tmp_path / "attachment.png"))
+        await browser.close()
+
+
 async def test_an_operator_answers_a_user_from_the_inbox_page(stack: Stack, tmp_path: Path) -> None:
     """The user's chat page and the operator's inbox page, side by side: the
     escalation appears in the inbox live, the operator claims and replies,

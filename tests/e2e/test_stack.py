@@ -339,6 +339,60 @@ async def test_uploaded_document_is_indexed_and_answered_from(http: httpx.AsyncC
     assert "never expire" not in after["content"]
 
 
+async def test_an_attachment_answers_its_own_session_only(http: httpx.AsyncClient) -> None:
+    """A user attaches a file to their conversation: their questions are
+    answered from it, with it as the source; another session never sees it,
+    and the knowledge base never holds it."""
+    admin = {"Authorization": "Bearer e2e-admin"}
+    documents_before = (await http.get("/api/v1/documents", headers=admin)).json()
+    owner, other = await new_session(http), await new_session(http)
+    text = (
+        b"# Order 7731 packing slip\n\n"
+        b"The parcel for order 7731 was packed with a teal kayak paddle and two dry bags.\n"
+    )
+    files = {"file": ("packing-slip.md", text, "text/markdown")}
+    path = f"/api/v1/sessions/{owner['session_id']}/attachments"
+    assert (await http.post(path, files=files)).status_code == 401
+    assert (await http.post(path, files=files, headers=auth(other))).status_code == 403
+    bad = {"file": ("slip.exe", b"MZ", "application/octet-stream")}
+    assert (await http.post(path, files=bad, headers=auth(owner))).status_code == 415
+
+    response = await http.post(path, files=files, headers=auth(owner))
+    assert response.status_code == 202, response.text
+    attachment = response.json()
+    assert attachment["status"] == "queued"
+    async with asyncio.timeout(60):
+        while (record := (await http.get(f"{path}/{attachment['attachment_id']}", headers=auth(owner))).json())[
+            "status"
+        ] != "ready":
+            assert record["status"] != "failed", record
+            await asyncio.sleep(0.2)
+    assert record["passages"] >= 1
+    assert [a["attachment_id"] for a in (await http.get(path, headers=auth(owner))).json()] == [
+        attachment["attachment_id"]
+    ]
+
+    question = {"content": "What was packed for order 7731?"}
+    reply = (
+        await http.post(f"/api/v1/sessions/{owner['session_id']}/messages", json=question, headers=auth(owner))
+    ).json()["reply"]
+    assert "teal kayak paddle" in reply["content"]
+    assert reply["sources"][0]["document_id"] == attachment["attachment_id"]
+    assert reply["sources"][0]["attachment"] is True
+    assert reply["sources"][0]["title"] == "packing-slip.md"
+
+    elsewhere = (
+        await http.post(f"/api/v1/sessions/{other['session_id']}/messages", json=question, headers=auth(other))
+    ).json()["reply"]
+    assert "kayak" not in elsewhere["content"]
+    assert attachment["attachment_id"] not in [s["document_id"] for s in elsewhere["sources"]]
+    assert (await http.get("/api/v1/documents", headers=admin)).json() == documents_before
+
+    # Deleting the conversation takes its attachments with it.
+    assert (await http.delete(f"/api/v1/sessions/{owner['session_id']}", headers=auth(owner))).status_code == 204
+    assert (await http.get(path, headers=auth(owner))).status_code in (403, 404)
+
+
 async def test_operations_endpoints(stack: Stack, http: httpx.AsyncClient) -> None:
     # Its own traffic first, so the counters below exist whatever ran before.
     session = await new_session(http)

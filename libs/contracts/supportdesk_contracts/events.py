@@ -30,6 +30,11 @@ class Source(BaseModel):
     ref: int | None = Field(
         default=None, description='The passage number the answer cites it by ("[2]"), as the model was shown it.'
     )
+    attachment: bool = Field(
+        default=False,
+        description="From a file the user attached to this conversation (document_id is the attachment's id),"
+        " not from the knowledge base.",
+    )
 
 
 class HistoryTurn(BaseModel):
@@ -225,7 +230,20 @@ class DocumentDeleted(Event):
     document_id: str
 
 
-DocumentEvent = Annotated[DocumentUploaded | DocumentDeleted, Field(discriminator="event_type")]
+class AttachmentUploaded(SessionEvent):
+    """A user attached a file to their conversation; its bytes wait, encrypted,
+    in the session's own state. It is context for that session only: it is
+    parsed and embedded like a document, never indexed in the knowledge base."""
+
+    event_type: Literal["attachment.uploaded"] = "attachment.uploaded"
+    attachment_id: str
+    filename: str
+    content_type: str
+    size: int = Field(ge=0)
+    sha256: str
+
+
+DocumentEvent = Annotated[DocumentUploaded | DocumentDeleted | AttachmentUploaded, Field(discriminator="event_type")]
 
 
 # --- deadletter ------------------------------------------------------------

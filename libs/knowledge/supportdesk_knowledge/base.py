@@ -1,11 +1,13 @@
 """The knowledge base: embedder plus index, opened once per process."""
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from supportdesk_knowledge.chunking import chunk_text
 from supportdesk_knowledge.embedder import Embedder
 from supportdesk_knowledge.index import Chunk, Hit, KnowledgeIndex, open_client
+from supportdesk_knowledge.private import PrivatePassage, encoded, ranked
 from supportdesk_knowledge.settings import KnowledgeSettings
 
 
@@ -41,6 +43,24 @@ class KnowledgeBase:
         chunks = [Chunk(document_id, title, i, p) for i, p in enumerate(pieces)]
         return await self.index.replace_document(chunks, vectors.tolist())
 
-    async def search(self, query: str, limit: int, min_score: float) -> list[Hit]:
+    async def search(
+        self, query: str, limit: int, min_score: float, private: Sequence[PrivatePassage] = ()
+    ) -> list[Hit]:
+        """The best passages of the index and of `private` ones (a session's
+        attachments), ranked together on the same similarity."""
         vector = (await self.embedder.encode([query]))[0]
-        return await self.index.search(vector.tolist(), limit, min_score)
+        hits = await self.index.search(vector.tolist(), limit, min_score)
+        if not private:
+            return hits
+        return sorted([*hits, *ranked(vector, private, limit, min_score)], key=lambda h: h.score, reverse=True)[:limit]
+
+    async def passages_of(self, title: str, text: str, most: int) -> tuple[list[tuple[str, str]], bool]:
+        """A private document's passages (text, encoded vector), cut and
+        embedded as the index's chunks are; at most `most` of them (and
+        whether some were left out)."""
+        pieces = chunk_text(text, self.settings.rag_chunk_size, self.settings.rag_chunk_overlap)
+        kept = pieces[:most]
+        if not kept:
+            return [], False
+        vectors = await self.embedder.encode([f"{title}. {p}" if title else p for p in kept])
+        return [(p, encoded(v)) for p, v in zip(kept, vectors, strict=True)], len(pieces) > most

@@ -45,6 +45,8 @@ class Hit:
     title: str
     text: str
     score: float
+    attachment: bool = False
+    """From a file the user attached to their conversation, not the knowledge base."""
 
 
 def open_client(settings: KnowledgeSettings) -> AsyncQdrantClient:

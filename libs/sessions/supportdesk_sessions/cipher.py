@@ -20,6 +20,15 @@ class SessionCipher:
     def encrypt(self, value: Any) -> str:
         return self._fernet.encrypt(json.dumps(value, separators=(",", ":")).encode()).decode()
 
+    def encrypt_bytes(self, data: bytes) -> bytes:
+        return self._fernet.encrypt(data)
+
+    def decrypt_bytes(self, token: bytes) -> bytes:
+        try:
+            return self._fernet.decrypt(token)
+        except InvalidToken as exc:
+            raise SessionDecryptError("session data is not readable with the configured keys") from exc
+
     def rotate(self, token: str | bytes) -> str:
         """The same value encrypted under the first key (SessionDecryptError
         if no configured key reads it)."""

@@ -18,14 +18,17 @@ class SessionKeys:
     """Hash: seq to the encrypted frame, what a resuming client missed."""
     tokens: str
     """Set: hashes of the session's bearer tokens."""
+    attachments: str
+    """Hash: the user's attachments (attachments.py), each encrypted: <id> its
+    record, <id>:blob its bytes until parsed, <id>:passages its passages."""
 
     @classmethod
     def of(cls, prefix: str, session_id: str) -> "SessionKeys":
         base = f"{prefix}:s:{{{session_id}}}"
-        return cls(base, f"{base}:msgs", f"{base}:ids", f"{base}:frames", f"{base}:tokens")
+        return cls(base, f"{base}:msgs", f"{base}:ids", f"{base}:frames", f"{base}:tokens", f"{base}:att")
 
     def all(self) -> list[str]:
-        """In the order the Lua step names them (KEYS[1..5])."""
+        """In the order the Lua step names them (KEYS[1..6]): renewed together, purged together."""
         return list(astuple(self))
 
 

@@ -37,10 +37,11 @@ async def rotate_session(redis: Redis, cipher: SessionCipher, keys: SessionKeys,
     while True:
         try:
             async with redis.pipeline(transaction=True) as pipe:
-                await pipe.watch(keys.meta, keys.messages, keys.frames)
+                await pipe.watch(keys.meta, keys.messages, keys.frames, keys.attachments)
                 user, summary = await pipe.hmget(keys.meta, ["user", "summary"])  # type: ignore[misc]
                 messages = await pipe.lrange(keys.messages, 0, -1)  # type: ignore[misc]
                 frames = await pipe.hgetall(keys.frames)  # type: ignore[misc]
+                attachments = await pipe.hgetall(keys.attachments)  # type: ignore[misc]
                 pipe.multi()  # type: ignore[no-untyped-call]
                 rotated = 0
                 if user is not None and (new := _rotated(cipher, user, totals)) is not None:
@@ -56,6 +57,10 @@ async def rotate_session(redis: Redis, cipher: SessionCipher, keys: SessionKeys,
                 for seq, raw in frames.items():
                     if (new := _rotated(cipher, raw, totals)) is not None:
                         pipe.hset(keys.frames, as_text(seq), new)
+                        rotated += 1
+                for name, raw in attachments.items():
+                    if (new := _rotated(cipher, raw, totals)) is not None:
+                        pipe.hset(keys.attachments, as_text(name), new)
                         rotated += 1
                 await pipe.execute()
         except WatchError:

@@ -6,7 +6,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,7 +27,9 @@ from supportdesk_contracts.events import (
     TurnRequested,
 )
 from supportdesk_knowledge.index import Hit
+from supportdesk_knowledge.private import PrivatePassage
 from supportdesk_platform.kafka import Publisher, key_of
+from supportdesk_sessions.attachments import SessionAttachments
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,12 @@ TOPIC_FLOOR = 0.2
 
 
 class Retriever(Protocol):
-    async def search(self, query: str, limit: int, min_score: float) -> list[Hit]: ...
+    async def search(
+        self, query: str, limit: int, min_score: float, private: Sequence[PrivatePassage] = ()
+    ) -> list[Hit]: ...
+
+
+Search = Callable[[str, int, float], Awaitable[list[Hit]]]
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,7 @@ def sources_of(hits: Sequence[Hit], answer: str = "") -> list[Source]:
                 snippet=hit.text[:SNIPPET_CHARS],
                 score=round(hit.score, 4),
                 ref=len(sources) + 1,
+                attachment=hit.attachment,
             )
         )
     used = cited(answer, len(sources))
@@ -141,16 +149,21 @@ class TurnAnswerer:
         within_budget: Generator | None = None,
         condenser: Condenser | None = None,
         rewriter: LlmRewriter | None = None,
+        attachments: SessionAttachments | None = None,
     ) -> None:
-        """With a `condenser`, turns that left the session's memory budget are
-        condensed into its summary after the reply. With a `budget`, `generator` is the costly one (the LLM) and
-        `within_budget` answers a session that has spent its budget."""
+        """With `attachments`, the files a user attached to their session are
+        searched with the knowledge base for that session's turns. With a
+        `condenser`, turns that left the session's memory budget are condensed
+        into its summary after the reply. With a `budget`, `generator` is the
+        costly one (the LLM) and `within_budget` answers a session that has
+        spent its budget."""
         self.retriever = retriever
         self.generator = generator
         self.budget = budget
         self.within_budget = within_budget
         self.condenser = condenser
         self.rewriter = rewriter
+        self.attachments = attachments
         self.escalation = escalation
         self.retrieval = retrieval
         self.escalate_on_no_answer = escalate_on_no_answer
@@ -163,22 +176,27 @@ class TurnAnswerer:
         is a follow-up: rewritten by the LLM when one is configured
         (rewriting.py), else by its words (followups.py)."""
         k, min_score = self.retrieval.search_k, self.retrieval.min_score
+        private = await self._attached(turn.session_id)
+
+        async def search(query: str, limit: int, floor: float) -> list[Hit]:
+            return await self.retriever.search(query, limit, floor, private)
+
         previous = [t.content for t in turn.history if t.role == "user"]
         follow_up = classify(turn.content)
         if not previous or follow_up.shape is Shape.NEW_QUESTION:
-            hits = await self.retriever.search(turn.content, k, min_score)
+            hits = await search(turn.content, k, min_score)
         elif follow_up.shape is Shape.REFERENCE:
-            alone = await self.retriever.search(turn.content, k, min_score)
-            together = await self.retriever.search(f"{previous[-1]} {follow_up.topic}", k, min_score)
+            alone = await search(turn.content, k, min_score)
+            together = await search(f"{previous[-1]} {follow_up.topic}", k, min_score)
             hits = max(together, alone, key=lambda found: found[0].score if found else 0.0)
         else:
-            hits = await self._new_topic(previous[-1], follow_up.topic)
+            hits = await self._new_topic(search, previous[-1], follow_up.topic)
         if previous and follow_up.shape is not Shape.NEW_QUESTION and self.rewriter is not None:
-            hits = await self._rewritten(self.rewriter, turn, follow_up, hits)
+            hits = await self._rewritten(search, self.rewriter, turn, follow_up, hits)
         return [h for h in hits if h.score >= hits[0].score - self.retrieval.relative_margin] if hits else []
 
     async def _rewritten(
-        self, rewriter: LlmRewriter, turn: TurnRequested, follow_up: FollowUp, by_words: list[Hit]
+        self, search: Search, rewriter: LlmRewriter, turn: TurnRequested, follow_up: FollowUp, by_words: list[Hit]
     ) -> list[Hit]:
         """Trusted, but checked: a small model's rewrite can lose the new topic
         ("and what about returns?" -> "how long does shipping take?"), so a
@@ -187,19 +205,31 @@ class TurnAnswerer:
         rewritten = await rewriter.rewrite(turn.content, turn.history)
         if rewritten is None or (follow_up.shape is Shape.NEW_TOPIC and not keeps_topic(rewritten, follow_up.topic)):
             return by_words
-        by_model = await self.retriever.search(rewritten, self.retrieval.search_k, self.retrieval.min_score)
+        by_model = await search(rewritten, self.retrieval.search_k, self.retrieval.min_score)
         return max(by_model, by_words, key=lambda found: found[0].score if found else 0.0)
 
-    async def _new_topic(self, previous: str, topic: str) -> list[Hit]:
+    async def _new_topic(self, search: Search, previous: str, topic: str) -> list[Hit]:
         """ "and what about returns?": passages about returns, ranked by the
         previous question's frame (how long, how much)."""
         k = self.retrieval.search_k
-        about = await self.retriever.search(topic, 2 * k, 0.0)
+        about = await search(topic, 2 * k, 0.0)
         if not about or about[0].score < TOPIC_FLOOR:
             return []
         on_topic = {h.document_id for h in about if h.score >= max(about[0].score - TOPIC_MARGIN, TOPIC_FLOOR)}
-        framed = await self.retriever.search(f"{previous} {topic}", 2 * k, self.retrieval.min_score)
+        framed = await search(f"{previous} {topic}", 2 * k, self.retrieval.min_score)
         return [h for h in framed if h.document_id in on_topic][:k]
+
+    async def _attached(self, session_id: str) -> list[PrivatePassage]:
+        """The passages of the files this session's user attached and that
+        are read (none without attachments: one Redis call, nothing decrypted)."""
+        if self.attachments is None:
+            return []
+        ready = await self.attachments.ready(session_id)
+        return [
+            PrivatePassage(found.attachment_id, found.filename, p.text, p.vector)
+            for found in await self.attachments.passages(session_id, ready)
+            for p in found.passages
+        ]
 
     async def _generator_for(self, session_id: str) -> Generator:
         if self.budget is None or self.within_budget is None or not await self.budget.exhausted(session_id):

@@ -16,7 +16,9 @@ from supportdesk_agent.settings import AgentSettings
 from supportdesk_knowledge.base import KnowledgeBase
 from supportdesk_platform.kafka import TopicProvisioner
 from supportdesk_platform.lifecycle import Component, Service
-from supportdesk_platform.ops import Health
+from supportdesk_platform.ops import Health, redis_check
+from supportdesk_sessions.attachments import SessionAttachments
+from supportdesk_sessions.cipher import SessionCipher
 
 
 def build_llm_client(settings: AgentSettings) -> AsyncOpenAI:
@@ -71,7 +73,8 @@ def agent_component(
     """The agent's subscriber and checks, for a process of its own or one it
     shares with ingest (Qdrant local mode: one process per folder). Answers
     through `llm` when given, extractively otherwise; with `redis`, each
-    session's LLM use is capped (LLM_BUDGET_TOKENS)."""
+    session's LLM use is capped (LLM_BUDGET_TOKENS) and the files a user
+    attached to their session are searched with the knowledge base."""
     metrics = AgentMetrics(registry)
     generator = build_generator(settings, knowledge, llm, metrics)
     budget = None
@@ -87,7 +90,12 @@ def agent_component(
         rewriter = LlmRewriter(
             llm, settings.llm_model, timeout_seconds=settings.llm_rewrite_timeout_seconds, breaker=breaker
         )
-    turns = build_router(settings, knowledge, generator, metrics, budget, within_budget, condenser, rewriter)
+    attachments = None
+    if redis is not None:
+        attachments = SessionAttachments(redis, SessionCipher(settings.encryption_keys), settings.redis_key_prefix)
+    turns = build_router(
+        settings, knowledge, generator, metrics, budget, within_budget, condenser, rewriter, attachments
+    )
 
     async def finish_turns() -> None:
         # Before the broker stops: turns taken finish (and commit) or are left
@@ -98,7 +106,7 @@ def agent_component(
         "agent",
         router=turns.router,
         on_drain=[finish_turns],
-        checks={"qdrant": knowledge.index.ready},
+        checks={"qdrant": knowledge.index.ready, **({"redis": redis_check(redis)} if redis is not None else {})},
         details={
             "generator": lambda: {
                 "mode": "llm" if llm is not None else "extractive",
@@ -129,8 +137,8 @@ async def build_worker(
     kb = knowledge or await KnowledgeBase.open(settings.knowledge)
     own_llm = llm is None and settings.llm_configured
     client = build_llm_client(settings) if own_llm else llm
-    # Only the LLM budget needs Redis.
-    own_redis = redis is None and client is not None and settings.llm_budget_tokens > 0
+    # For the LLM budget and the users' attachments.
+    own_redis = redis is None
     store = Redis.from_url(str(settings.redis_url)) if own_redis else redis
     health = health or Health("agent")
     component = agent_component(settings, kb, health.registry, client, store)

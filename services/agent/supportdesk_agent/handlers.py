@@ -18,6 +18,7 @@ from supportdesk_agent.settings import AgentSettings
 from supportdesk_contracts.events import TurnFailed, TurnRequested
 from supportdesk_platform.dispatch import Key, KeyedDispatcher
 from supportdesk_platform.kafka import TRANSIENT_ERRORS, DeadLetters, key_of, subscribe_keyed
+from supportdesk_sessions.attachments import SessionAttachments
 
 _TURN = TypeAdapter(TurnRequested)
 
@@ -37,6 +38,7 @@ def build_router(
     within_budget: Generator | None = None,
     condenser: Condenser | None = None,
     rewriter: LlmRewriter | None = None,
+    attachments: SessionAttachments | None = None,
 ) -> TurnRouter:
     topics = settings.topics
     router = KafkaRouter()
@@ -58,6 +60,7 @@ def build_router(
         within_budget=within_budget,
         condenser=condenser,
         rewriter=rewriter,
+        attachments=attachments,
     )
     dead_letters = DeadLetters(router.publisher(topics.dead_letters, title="agent:deadletter"), "agent")
 

@@ -5,6 +5,7 @@ from pydantic import Field, SecretStr
 from supportdesk_agent.answerer import RetrievalOptions
 from supportdesk_knowledge.settings import KnowledgeSettings
 from supportdesk_platform.settings import WorkerSettings
+from supportdesk_sessions.settings import SessionStateSettings
 
 DEFAULT_ESCALATION_KEYWORDS: dict[str, float] = {
     "emergency": 1.0,
@@ -28,7 +29,10 @@ DEFAULT_ESCALATION_KEYWORDS: dict[str, float] = {
 }
 
 
-class AgentSettings(WorkerSettings):
+class AgentSettings(SessionStateSettings, WorkerSettings):
+    """Session keys too: the agent reads the passages of the files a user
+    attached to their session from the session's encrypted state."""
+
     ops_port: int = Field(default=8102, alias="AGENT_OPS_PORT")
     consumer_group: str = Field(default="supportdesk-agent", alias="AGENT_CONSUMER_GROUP")
     concurrency: int = Field(

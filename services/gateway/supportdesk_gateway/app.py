@@ -20,7 +20,7 @@ from starlette.routing import Match, Route
 
 from supportdesk_contracts.frames import frame_schemas
 from supportdesk_documents.registry import DocumentRegistry
-from supportdesk_gateway.api import documents, handoff, messages, meta, sessions, ws
+from supportdesk_gateway.api import attachments, documents, handoff, messages, meta, sessions, ws
 from supportdesk_gateway.api.schemas import problems
 from supportdesk_gateway.context import GatewayContext
 from supportdesk_gateway.fingerprints import Fingerprints
@@ -36,6 +36,7 @@ from supportdesk_platform.kafka import TopicProvisioner
 from supportdesk_platform.lifecycle import Component, Service
 from supportdesk_platform.ops import Health, ops_router, redis_check
 from supportdesk_sessions.access import GatewaySessions
+from supportdesk_sessions.attachments import SessionAttachments
 from supportdesk_sessions.cipher import SessionCipher
 from supportdesk_sessions.identity import IdentityVerifier
 from supportdesk_sessions.recorder import SessionRecorder
@@ -119,6 +120,7 @@ def build_gateway(
             kept=settings.session_max_messages,
         ),
         documents=DocumentRegistry(client, settings.redis_key_prefix),
+        attachments=SessionAttachments(client, sessions.cipher, settings.redis_key_prefix),
         hub=hub,
         events=EventPublisher(service.broker, settings.topics, settings.replica_id),
         metrics=metrics,
@@ -147,9 +149,10 @@ def create_app(context: GatewayContext, health: Health) -> FastAPI:
     anywhere = problems(429, 500, 503)  # the middleware's, the catch-all's, an outage's
     for module in (meta, sessions, messages, handoff, ws):
         app.include_router(module.router, max_body_size=settings.max_body_bytes, responses=anywhere)
-    app.include_router(
-        documents.router, max_body_size=settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES, responses=anywhere
-    )
+    for module in (documents, attachments):
+        app.include_router(
+            module.router, max_body_size=settings.max_upload_bytes + MULTIPART_OVERHEAD_BYTES, responses=anywhere
+        )
     # Outermost last: every response, a 429 or a 413 included, carries its request id.
     app.add_middleware(RequestRateLimit, limiter=context.limiter, limit=settings.request_limit, clients=context.clients)
     if settings.cors_origins:

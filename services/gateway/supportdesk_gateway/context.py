@@ -10,6 +10,7 @@ from supportdesk_gateway.metrics import GatewayMetrics
 from supportdesk_gateway.publisher import EventPublisher
 from supportdesk_gateway.settings import GatewaySettings
 from supportdesk_sessions.access import GatewaySessions
+from supportdesk_sessions.attachments import SessionAttachments
 from supportdesk_sessions.recorder import SessionRecorder
 
 
@@ -20,6 +21,7 @@ class GatewayContext:
     desk: SessionRecorder
     """The operators' writes: claim, reply, hand back, close (atomic, like the session worker's)."""
     documents: DocumentRegistry
+    attachments: SessionAttachments
     hub: Hub
     events: EventPublisher
     metrics: GatewayMetrics

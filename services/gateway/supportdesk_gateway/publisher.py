@@ -3,6 +3,7 @@
 from faststream.kafka import KafkaBroker
 
 from supportdesk_contracts.events import (
+    AttachmentUploaded,
     Channel,
     DocumentDeleted,
     DocumentUploaded,
@@ -46,6 +47,10 @@ class EventPublisher:
 
     async def document_uploaded(self, event: DocumentUploaded) -> None:
         await self.broker.publish(event, self.topics.document_uploads, key=key_of(event.document_id))
+
+    async def attachment_uploaded(self, event: AttachmentUploaded) -> None:
+        # Keyed by session: one session's attachments are parsed in order.
+        await self.broker.publish(event, self.topics.document_uploads, key=key_of(event.session_id))
 
     async def document_deleted(self, document_id: str) -> None:
         event = DocumentDeleted(document_id=document_id)

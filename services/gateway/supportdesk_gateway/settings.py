@@ -34,6 +34,12 @@ class GatewaySettings(SessionStateSettings):
     reply_timeout_seconds: float = Field(default=60, gt=0)
     max_message_chars: int = Field(default=4000, ge=1, le=8000)
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    attachments_per_session: int = Field(
+        default=5,
+        ge=0,
+        alias="ATTACHMENTS_PER_SESSION",
+        description="Files a user may attach to one conversation (same types and size limit as documents); 0: none.",
+    )
     max_body_bytes: int = Field(
         default=64 * 1024, ge=1024, description="Largest request body of every route but uploads (413 beyond)."
     )

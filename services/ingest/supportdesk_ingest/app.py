@@ -5,13 +5,15 @@ from redis.asyncio import Redis
 
 from supportdesk_documents.registry import DocumentRegistry
 from supportdesk_ingest.handlers import build_router
-from supportdesk_ingest.indexing import DocumentParser, Indexer
+from supportdesk_ingest.indexing import AttachmentReader, DocumentParser, Indexer
 from supportdesk_ingest.sandbox import ParseSandbox
 from supportdesk_ingest.settings import IngestSettings
 from supportdesk_knowledge.base import KnowledgeBase
 from supportdesk_platform.kafka import TopicProvisioner
 from supportdesk_platform.lifecycle import Component, Service
 from supportdesk_platform.ops import Health, redis_check
+from supportdesk_sessions.attachments import SessionAttachments
+from supportdesk_sessions.cipher import SessionCipher
 
 
 def ingest_component(
@@ -21,10 +23,13 @@ def ingest_component(
     or one it shares with the agent (Qdrant local mode: one process per folder).
     Documents are parsed in a child process per document unless `parser` says otherwise."""
     registry = DocumentRegistry(redis, settings.redis_key_prefix)
-    indexer = Indexer(knowledge, registry, parser or ParseSandbox(settings.parse_limits))
+    parser = parser or ParseSandbox(settings.parse_limits)
+    indexer = Indexer(knowledge, registry, parser)
+    attachments = SessionAttachments(redis, SessionCipher(settings.encryption_keys), settings.redis_key_prefix)
+    reader = AttachmentReader(knowledge, attachments, parser, settings.attachment_max_passages)
     component = Component(
         "ingest",
-        router=build_router(settings, indexer),
+        router=build_router(settings, indexer, reader),
         checks={"redis": redis_check(redis), "qdrant": knowledge.index.ready},
     )
     if settings.wants_samples:

@@ -3,21 +3,23 @@
 from faststream.kafka import KafkaRouter
 from pydantic import TypeAdapter
 
-from supportdesk_contracts.events import DocumentDeleted, DocumentEvent, DocumentUploaded
-from supportdesk_ingest.indexing import Indexer
+from supportdesk_contracts.events import AttachmentUploaded, DocumentDeleted, DocumentEvent, DocumentUploaded
+from supportdesk_ingest.indexing import AttachmentReader, Indexer
 from supportdesk_ingest.settings import IngestSettings
 from supportdesk_platform.kafka import DeadLetters, subscribe_events
 
 _DOCUMENT = TypeAdapter[DocumentEvent](DocumentEvent)
 
 
-def build_router(settings: IngestSettings, indexer: Indexer) -> KafkaRouter:
+def build_router(settings: IngestSettings, indexer: Indexer, reader: AttachmentReader) -> KafkaRouter:
     topics = settings.topics
     router = KafkaRouter()
     dead_letters = DeadLetters(router.publisher(topics.dead_letters, title="ingest:deadletter"), "ingest")
 
-    async def dispatch(event: DocumentUploaded | DocumentDeleted) -> None:
+    async def dispatch(event: DocumentUploaded | DocumentDeleted | AttachmentUploaded) -> None:
         match event:
+            case AttachmentUploaded():
+                await reader.uploaded(event)
             case DocumentUploaded():
                 await indexer.uploaded(event)
             case DocumentDeleted():

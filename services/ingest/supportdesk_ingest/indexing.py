@@ -5,11 +5,12 @@ import logging
 from pathlib import PurePath
 from typing import Protocol
 
-from supportdesk_contracts.events import DocumentDeleted, DocumentUploaded
+from supportdesk_contracts.events import AttachmentUploaded, DocumentDeleted, DocumentUploaded
 from supportdesk_documents.registry import DocumentRegistry, document_id_for
 from supportdesk_ingest.errors import UnreadableDocument
 from supportdesk_ingest.samples import sample_documents
 from supportdesk_knowledge.base import KnowledgeBase
+from supportdesk_sessions.attachments import Passage, SessionAttachments
 
 log = logging.getLogger(__name__)
 
@@ -69,3 +70,39 @@ class Indexer:
             await self.registry.register_builtin(document_id, f"{title}.txt", sha, len(data), chunks)
         log.info("sample knowledge indexed", extra={"documents": len(sample_documents())})
         return len(sample_documents())
+
+
+class AttachmentReader:
+    """A user's attachment: parsed under the same limits as a document, cut
+    and embedded as the index's chunks are, and kept in the session's own
+    state; the shared index never sees it."""
+
+    def __init__(
+        self, kb: KnowledgeBase, attachments: SessionAttachments, parser: DocumentParser, max_passages: int
+    ) -> None:
+        self.kb = kb
+        self.attachments = attachments
+        self.parser = parser
+        self.max_passages = max_passages
+
+    async def uploaded(self, event: AttachmentUploaded) -> None:
+        record = await self.attachments.get(event.session_id, event.attachment_id)
+        if record is None or record.status != "queued":
+            return  # the session is gone, or a redelivery of one already read
+        data = await self.attachments.blob(event.session_id, event.attachment_id)
+        if data is None or hashlib.sha256(data).hexdigest() != event.sha256:
+            await self.attachments.failed(record, event.session_id, "the uploaded bytes are gone or do not match")
+            return
+        try:
+            text = await self.parser.extract_text(event.filename, data)
+        except UnreadableDocument as exc:
+            await self.attachments.failed(record, event.session_id, str(exc))
+            log.info("attachment refused", extra={"session_id": event.session_id, "reason": str(exc)})
+            return
+        found, truncated = await self.kb.passages_of(title_of(event.filename), text, self.max_passages)
+        if not found:
+            await self.attachments.failed(record, event.session_id, "the file holds no text")
+            return
+        passages = [Passage(text, vector) for text, vector in found]
+        await self.attachments.parsed(record, event.session_id, passages, truncated)
+        log.info("attachment read", extra={"session_id": event.session_id, "passages": len(passages)})

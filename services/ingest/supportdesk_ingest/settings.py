@@ -3,17 +3,28 @@ from pydantic import Field
 from supportdesk_ingest.limits import ParseLimits
 from supportdesk_knowledge.settings import KnowledgeSettings
 from supportdesk_platform.settings import WorkerSettings
+from supportdesk_sessions.settings import SessionStateSettings
 
 _LIMITS = ParseLimits()
 
 
-class IngestSettings(WorkerSettings):
+class IngestSettings(SessionStateSettings, WorkerSettings):
+    """Session keys too: users' attachments are read from, and their passages
+    written to, the session's encrypted state."""
+
     ops_port: int = Field(default=8103, alias="INGEST_OPS_PORT")
     consumer_group: str = Field(default="supportdesk-ingest", alias="INGEST_CONSUMER_GROUP")
     load_sample_knowledge: bool | None = Field(
         default=None, description="Index the built-in sample documents into an empty index; default: in development."
     )
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
+    attachment_max_passages: int = Field(
+        default=100,
+        ge=1,
+        alias="ATTACHMENT_MAX_PASSAGES",
+        description="Passages of one attachment kept for the agent to search (in the session's state); the rest of"
+        " a longer file is left out, and the attachment says so.",
+    )
 
     # Each document is parsed in a process of its own, under these limits; a
     # document that breaks one ends `failed` with the reason, and is not retried.

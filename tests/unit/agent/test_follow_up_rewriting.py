@@ -28,7 +28,7 @@ class Recording:
     def __init__(self) -> None:
         self.queries: list[str] = []
 
-    async def search(self, query: str, limit: int, min_score: float) -> list[Hit]:
+    async def search(self, query: str, limit: int, min_score: float, private: object = ()) -> list[Hit]:
         self.queries.append(query)
         return []
 

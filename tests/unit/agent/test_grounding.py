@@ -40,7 +40,7 @@ class Found:
     def __init__(self, *hits: Hit) -> None:
         self.hits = list(hits)
 
-    async def search(self, query: str, limit: int, min_score: float) -> list[Hit]:
+    async def search(self, query: str, limit: int, min_score: float, private: object = ()) -> list[Hit]:
         return self.hits
 
 

@@ -66,7 +66,12 @@ NEEDS = {
 }
 # Secrets that must come from the operator's environment, never from a file
 # in the repository: required ones fail `docker compose` when missing.
-REQUIRED_SECRETS = {"gateway": {"ADMIN_API_KEY", "SESSION_ENCRYPTION_KEYS"}, "session": {"SESSION_ENCRYPTION_KEYS"}}
+REQUIRED_SECRETS = {
+    "gateway": {"ADMIN_API_KEY", "SESSION_ENCRYPTION_KEYS"},
+    "session": {"SESSION_ENCRYPTION_KEYS"},
+    "agent": {"SESSION_ENCRYPTION_KEYS"},
+    "ingest": {"SESSION_ENCRYPTION_KEYS"},
+}
 OPTIONAL_SECRETS = {
     "OPENAI_API_KEY",
     "OPENAI_BASE_URL",

@@ -33,8 +33,11 @@ SECRETS: dict[str, tuple[set[str], set[str]]] = {
         {"IDENTITY_SECRET", "OPERATOR_KEYS"} | KAFKA_SECRETS,
     ),
     "session": ({"SESSION_ENCRYPTION_KEYS", "REDIS_URL"}, {"ESCALATION_WEBHOOK_SECRET"} | KAFKA_SECRETS),
-    "agent": ({"QDRANT_URL", "REDIS_URL"}, {"QDRANT_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_KEY"} | KAFKA_SECRETS),
-    "ingest": ({"REDIS_URL", "QDRANT_URL"}, {"QDRANT_API_KEY"} | KAFKA_SECRETS),
+    "agent": (
+        {"QDRANT_URL", "REDIS_URL", "SESSION_ENCRYPTION_KEYS"},
+        {"QDRANT_API_KEY", "OPENAI_BASE_URL", "OPENAI_API_KEY"} | KAFKA_SECRETS,
+    ),
+    "ingest": ({"REDIS_URL", "QDRANT_URL", "SESSION_ENCRYPTION_KEYS"}, {"QDRANT_API_KEY"} | KAFKA_SECRETS),
     "topics": (set(), KAFKA_SECRETS),
 }
 SECRET_KEYS = set().union(*(required | optional for required, optional in SECRETS.values()))

@@ -105,11 +105,13 @@ def test_a_malformed_encryption_key_is_refused_even_in_development() -> None:
         SessionWorkerSettings(session_encryption_keys="short")
 
 
-def test_services_without_session_state_need_no_encryption_key() -> None:
-    """The agent and ingest never read session state: production must not
-    make them carry a secret they do not use."""
-    AgentSettings(environment="production")
-    IngestSettings(environment="production")
+@pytest.mark.parametrize("settings", [AgentSettings, IngestSettings])
+def test_the_workers_that_read_attachments_need_a_real_encryption_key(settings: type[AgentSettings]) -> None:
+    """The agent and ingest read users' attachments from the encrypted session
+    state, so production refuses them the development key, like the gateway."""
+    with pytest.raises(ValidationError, match="SESSION_ENCRYPTION_KEYS: key 1 is the development key"):
+        settings(environment="production")
+    settings(environment="production", session_encryption_keys=Fernet.generate_key().decode())
 
 
 def test_sasl_needs_credentials() -> None:

@@ -4,33 +4,16 @@ import hashlib
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
-from starlette.datastructures import UploadFile
 
-from supportdesk_contracts.events import DOCUMENT_EXTENSIONS, DocumentUploaded
+from supportdesk_contracts.events import DocumentUploaded
 from supportdesk_documents.registry import document_id_for
 from supportdesk_gateway.api.deps import AdminKey, Context
 from supportdesk_gateway.api.schemas import MAX_OFFSET, DocumentAccepted, DocumentInfo, problems
+from supportdesk_gateway.api.uploads import UPLOAD_BODY, read_upload
 
 router = APIRouter(
     prefix="/api/v1/documents", tags=["documents"], dependencies=[AdminKey], responses=problems(401, 403)
 )
-
-
-# The multipart body is read by the handler, not declared as a parameter:
-# FastAPI reads declared bodies before it runs dependencies, so an anonymous
-# client could make the gateway parse a large upload before the admin check.
-UPLOAD_BODY = {
-    "required": True,
-    "content": {
-        "multipart/form-data": {
-            "schema": {
-                "type": "object",
-                "required": ["file"],
-                "properties": {"file": {"type": "string", "format": "binary"}},
-            }
-        }
-    },
-}
 
 
 @router.post(
@@ -40,14 +23,8 @@ UPLOAD_BODY = {
     responses=problems(400, 413, 415, 422),
 )
 async def upload_document(request: Request, context: Context) -> DocumentAccepted:
-    # Closing the form removes the spooled upload at once.
-    async with request.form(max_files=1, max_fields=1) as form:
-        file = form.get("file")
-        if not isinstance(file, UploadFile):
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "a multipart field `file` is required")
-        filename = (file.filename or "").strip()
-        content_type = file.content_type or "application/octet-stream"
-        data = await _checked_bytes(file, filename, context.settings.max_upload_bytes)
+    upload = await read_upload(request, context.settings.max_upload_bytes)
+    filename, content_type, data = upload.filename, upload.content_type, upload.data
     sha256 = hashlib.sha256(data).hexdigest()
     document_id = document_id_for(sha256)
     await context.documents.queue(document_id, filename, content_type, sha256, data)
@@ -62,21 +39,6 @@ async def upload_document(request: Request, context: Context) -> DocumentAccepte
         )
     )
     return DocumentAccepted(document_id=document_id)
-
-
-async def _checked_bytes(file: UploadFile, filename: str, limit: int) -> bytes:
-    if not filename.lower().endswith(DOCUMENT_EXTENSIONS):
-        raise HTTPException(
-            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, f"supported file types: {', '.join(DOCUMENT_EXTENSIONS)}"
-        )
-    # Read one byte past the limit: enough to know it is too large without
-    # holding an arbitrarily large body in memory.
-    data = await file.read(limit + 1)
-    if len(data) > limit:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"files are limited to {limit} bytes")
-    if not data:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the file is empty")
-    return data
 
 
 @router.get("", responses=problems(422))

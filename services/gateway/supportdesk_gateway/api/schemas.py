@@ -37,7 +37,8 @@ _PROBLEMS = {
     401: "No bearer token (a session's token, or the admin key).",
     403: "The token or key does not open this, or the client's fingerprint does not match.",
     404: "Not found, or expired.",
-    409: "Not in this state: another human has the session, or nobody is waiting for one.",
+    409: "Not in this state: another human has the session, nobody is waiting for one, or the conversation holds"
+    " as many attachments as it may.",
     413: "The body is larger than this route accepts.",
     415: "Unsupported file type.",
     429: "Too many requests: wait the seconds in Retry-After (RateLimit-* headers say more).",
@@ -174,4 +175,21 @@ class DocumentInfo(BaseModel):
     uploaded_at: datetime
     updated_at: datetime
     chunks: int | None = None
+    error: str | None = None
+
+
+class AttachmentInfo(BaseModel):
+    """A file the user attached to their conversation: context for this
+    session only, never part of the knowledge base."""
+
+    attachment_id: str
+    filename: str
+    content_type: str
+    size: int
+    status: Literal["queued", "ready", "failed"] = Field(
+        description="queued: being parsed; ready: the agent reads it with every question; failed: see `error`."
+    )
+    uploaded_at: datetime
+    passages: int | None = Field(default=None, description="Passages the agent searches (when ready).")
+    truncated: bool = Field(default=False, description="Only the first ATTACHMENT_MAX_PASSAGES passages are kept.")
     error: str | None = None
