@@ -261,4 +261,7 @@ class EventDeadLettered(Event):
         "cut at 100,000 characters to stay under the broker's message size."
     )
     payload_bytes: int = Field(default=0, ge=0, description="Size of the original body, to tell whether it was cut.")
+    attempts: int = Field(
+        default=1, ge=1, description="How often it was tried: more than 1 when a dependency stayed unavailable."
+    )
     key: str | None = None

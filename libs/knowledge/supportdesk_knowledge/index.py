@@ -2,9 +2,11 @@
 a Qdrant server when a URL is given; the code is the same."""
 
 import asyncio
+import contextlib
 import logging
 import random
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -25,6 +27,24 @@ log = logging.getLogger(__name__)
 
 class QdrantUnavailable(RuntimeError):
     """The Qdrant server did not answer within the start-up wait."""
+
+
+class IndexOutage(ConnectionError):
+    """Qdrant could not be reached or answered 5xx: a transient failure (a
+    ConnectionError, which the event consumers retry with backoff), unlike a
+    refusal (4xx), which retrying would not change."""
+
+
+@contextlib.asynccontextmanager
+async def outage_as_transient() -> AsyncIterator[None]:
+    try:
+        yield
+    except (ResponseHandlingException, httpx.TransportError) as exc:
+        raise IndexOutage(f"Qdrant unreachable: {exc}") from exc
+    except UnexpectedResponse as exc:
+        if exc.status_code is not None and exc.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            raise IndexOutage(f"Qdrant answered {exc.status_code}") from exc
+        raise
 
 
 @dataclass(frozen=True)
@@ -109,6 +129,11 @@ class KnowledgeIndex:
         if not chunks:
             return 0
         document_id = chunks[0].document_id
+        async with outage_as_transient():
+            await self._upsert_replacing(document_id, chunks, vectors)
+        return len(chunks)
+
+    async def _upsert_replacing(self, document_id: str, chunks: list[Chunk], vectors: list[list[float]]) -> None:
         await self.client.upsert(
             self.collection,
             points=[
@@ -134,12 +159,12 @@ class KnowledgeIndex:
                 )
             ),
         )
-        return len(chunks)
 
     async def delete_document(self, document_id: str) -> None:
-        await self.client.delete(
-            self.collection, points_selector=models.FilterSelector(filter=self._document_filter(document_id))
-        )
+        async with outage_as_transient():
+            await self.client.delete(
+                self.collection, points_selector=models.FilterSelector(filter=self._document_filter(document_id))
+            )
 
     async def count(self, document_id: str | None = None) -> int:
         result = await self.client.count(
@@ -150,9 +175,10 @@ class KnowledgeIndex:
         return result.count
 
     async def search(self, vector: list[float], limit: int, min_score: float) -> list[Hit]:
-        response = await self.client.query_points(
-            self.collection, query=vector, limit=limit, score_threshold=min_score, with_payload=True
-        )
+        async with outage_as_transient():
+            response = await self.client.query_points(
+                self.collection, query=vector, limit=limit, score_threshold=min_score, with_payload=True
+            )
         hits = []
         for point in response.points:
             payload: dict[str, Any] = point.payload or {}

@@ -8,7 +8,9 @@ broker and on Apache Kafka.
 import asyncio
 import logging
 import random
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -36,9 +38,34 @@ TOPIC_ALREADY_EXISTS = 36
 
 E = TypeVar("E")
 
+# A dependency that is down or overloaded: Redis (its out-of-memory refusal
+# included), Kafka, and anything reached over the network (Qdrant's client
+# raises ConnectionError for an outage: supportdesk_knowledge.index.IndexOutage).
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (RedisError, KafkaError, OSError, TimeoutError)
-RETRY_BACKOFF_SECONDS = 1.0
 DEAD_LETTER_PAYLOAD_CHARS = 100_000
+ATTEMPTS_REMEMBERED = 10_000
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How an event is retried while a dependency is unavailable: `attempts`
+    in all, with an exponential backoff (jittered between half and all of it)
+    capped at `max_seconds`; then it is dead-lettered with the count, so a
+    long outage, or a Redis out of memory, never stalls a partition for good."""
+
+    attempts: int = 8
+    initial_seconds: float = 1.0
+    max_seconds: float = 30.0
+
+    @classmethod
+    def of(cls, settings: ServiceSettings) -> "RetryPolicy":
+        return cls(
+            settings.event_retry_attempts, settings.event_retry_initial_seconds, settings.event_retry_max_seconds
+        )
+
+    def delay(self, attempt: int) -> float:
+        """The wait after failed attempt number `attempt` (from 1)."""
+        return min(self.initial_seconds * 2.0 ** (attempt - 1), self.max_seconds) * random.uniform(0.5, 1.0)
 
 
 class TopicProvisioningError(RuntimeError):
@@ -215,16 +242,32 @@ def key_of(session_id: str) -> bytes:
     return session_id.encode()
 
 
+GivenUp = Callable[[Any, str], Awaitable[None]]
+"""Told of an event dead-lettered after its retries (the event, the reason),
+to tell whoever waits for it (a client, a document's status)."""
+
+
+def _position(message: KafkaMessage) -> tuple[str, int, int]:
+    raw = message.raw_message
+    return (str(getattr(raw, "topic", "?")), int(getattr(raw, "partition", -1)), int(getattr(raw, "offset", -1)))
+
+
 class DeadLetters:
     """Decodes a topic's events; what cannot be decoded or processed goes to
     the dead-letter topic with its reason instead of being retried forever or
-    silently dropped."""
+    silently dropped. A dependency outage is retried (`RetryPolicy`), counted
+    per message across redeliveries."""
 
-    def __init__(self, publisher: Publisher, consumer: str) -> None:
+    def __init__(
+        self, publisher: Publisher, consumer: str, retry: RetryPolicy | None = None, given_up: GivenUp | None = None
+    ) -> None:
         self.publisher = publisher
         self.consumer = consumer
+        self.retry = retry or RetryPolicy()
+        self.given_up = given_up
+        self._attempts: OrderedDict[tuple[str, int, int], int] = OrderedDict()
 
-    async def send(self, message: KafkaMessage, reason: str) -> None:
+    async def send(self, message: KafkaMessage, reason: str, attempts: int = 1) -> None:
         key = getattr(message.raw_message, "key", None)
         event = EventDeadLettered(
             topic=getattr(message.raw_message, "topic", "?"),
@@ -233,10 +276,11 @@ class DeadLetters:
             payload=message.body.decode("utf-8", errors="replace")[:DEAD_LETTER_PAYLOAD_CHARS],
             payload_bytes=len(message.body),
             key=key.decode("utf-8", errors="replace") if isinstance(key, bytes) else None,
+            attempts=attempts,
         )
         log.warning(
             "event dead-lettered",
-            extra={"consumer": self.consumer, "topic": event.topic, "reason": event.reason[:300]},
+            extra={"consumer": self.consumer, "topic": event.topic, "reason": event.reason[:300], "attempts": attempts},
         )
         await self.publisher.publish(event, key=key if isinstance(key, bytes) else None)
 
@@ -255,9 +299,11 @@ class DeadLetters:
     ) -> None:
         """Decode and handle one message.
 
-        A dependency outage (Redis, Kafka, network) is transient: wait a little
-        and raise, so the subscriber's NACK_ON_ERROR policy re-delivers the
-        same message and nothing is lost. Anything else is a poison event.
+        A dependency outage (Redis, Kafka, the network, Qdrant) is transient:
+        wait the policy's backoff and raise, so the same message is delivered
+        again (NACK, or the keyed dispatcher's retry) and nothing is lost;
+        past the policy's attempts it is dead-lettered with the count.
+        Anything else is a poison event, dead-lettered at once.
         """
         event = await self.decode_or_dead_letter(adapter, message)
         if event is None:
@@ -266,17 +312,45 @@ class DeadLetters:
             await self._handle(message, event, handler)
 
     async def _handle(self, message: KafkaMessage, event: E, handler: Callable[[E], Awaitable[None]]) -> None:
+        where = _position(message)
         try:
             await handler(event)
-        except TRANSIENT_ERRORS:
-            log.warning("dependency unavailable; message will be retried", exc_info=True)
-            await asyncio.sleep(RETRY_BACKOFF_SECONDS)
+        except TRANSIENT_ERRORS as exc:
+            attempt = self._attempts.pop(where, 0) + 1
+            if attempt >= self.retry.attempts:
+                await self._give_up(message, event, f"{type(exc).__name__}: {exc}", attempt)
+                return
+            self._attempts[where] = attempt
+            while len(self._attempts) > ATTEMPTS_REMEMBERED:
+                self._attempts.popitem(last=False)
+            delay = self.retry.delay(attempt)
+            log.warning(
+                "dependency unavailable; retrying the event",
+                extra={"attempt": attempt, "of": self.retry.attempts, "retry_in_seconds": round(delay, 2)},
+                exc_info=True,
+            )
+            await asyncio.sleep(delay)
             raise
         # Deliberately broad: one event the code cannot handle must not stop
         # the partition behind it; it is kept, with the reason, for a human.
         except Exception as exc:
+            self._attempts.pop(where, None)
             log.exception("handler failed; dead-lettering")
             await self.send(message, f"{type(exc).__name__}: {exc}")
+        else:
+            self._attempts.pop(where, None)
+
+    async def _give_up(self, message: KafkaMessage, event: E, error: str, attempts: int) -> None:
+        reason = f"a dependency stayed unavailable after {attempts} attempts: {error}"
+        log.error("event given up after its retries", extra={"attempts": attempts})
+        await self.send(message, reason, attempts)
+        if self.given_up is None:
+            return
+        try:
+            await self.given_up(event, reason)
+        except TRANSIENT_ERRORS:
+            # Whoever waits is told by nothing else; the dead letter keeps the event.
+            log.warning("could not report the given-up event", exc_info=True)
 
 
 def _ids_of(event: object) -> dict[str, str | None]:
@@ -331,20 +405,18 @@ def subscribe_keyed(
     """Like `subscribe_events`, but up to `max_in_flight` keys are handled at
     once, each key's messages in order (dispatch.py). A transient failure is
     retried in place with backoff (the lane waits; other keys go on) until it
-    succeeds or the service drains; offsets are committed by the dispatcher.
+    succeeds, is dead-lettered past the retry policy's attempts, or the
+    service drains (then it is redelivered); offsets are committed by the
+    dispatcher.
     The caller drains the returned dispatcher before the broker stops."""
 
     async def work(message: KafkaMessage) -> None:
-        backoff = RETRY_BACKOFF_SECONDS
         while not dispatcher.closing:
             try:
                 await dead_letters.consume(adapter, message, handler)
                 return
             except TRANSIENT_ERRORS:
-                # consume() logged it and waited a second; wait a little more
-                # each time, so an outage is not hammered.
-                await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
-                backoff = min(backoff * 2, 30.0)
+                continue  # consume() waited its backoff; past the attempts it dead-letters
 
     dispatcher = KeyedDispatcher(work, max_in_flight=max_in_flight, on_queued=on_queued, name=title)
 

@@ -66,6 +66,15 @@ class ServiceSettings(BaseSettings):
     redis_url: RedisDsn = RedisDsn("redis://127.0.0.1:6379/0")
     redis_key_prefix: str = "sd"
 
+    event_retry_attempts: int = Field(
+        default=8,
+        ge=1,
+        description="Attempts at an event while a dependency is unavailable (Redis, Kafka, Qdrant, the network);"
+        " then it is dead-lettered with the count. With the backoff below, 8 attempts ride out about 2 minutes.",
+    )
+    event_retry_initial_seconds: float = Field(default=1, gt=0, description="Backoff before the second attempt.")
+    event_retry_max_seconds: float = Field(default=30, gt=0, description="Longest backoff between attempts.")
+
     shutdown_drain_seconds: float = Field(
         default=30,
         gt=0,

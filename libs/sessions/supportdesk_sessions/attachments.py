@@ -118,7 +118,9 @@ class SessionAttachments:
         self, session_id: str, filename: str, content_type: str, sha256: str, data: bytes, limit: int
     ) -> AttachmentRecord | None:
         """A new attachment waiting to be parsed; None if the session is gone,
-        TooManyAttachments past `limit`."""
+        TooManyAttachments past `limit` (at least 1)."""
+        if limit < 1:
+            raise TooManyAttachments("this conversation accepts no attachments")
         record = AttachmentRecord(
             new_attachment_id(), filename, content_type, len(data), sha256, "queued", datetime.now(UTC).isoformat()
         )
@@ -141,9 +143,17 @@ class SessionAttachments:
         return self._record(raw)
 
     async def records(self, session_id: str) -> list[AttachmentRecord]:
-        raw = await self.redis.hgetall(self._keys(session_id).attachments)  # type: ignore[misc]
-        records = [self._record(v) for k, v in raw.items() if ":" not in as_text(k)]
+        # The records only: never the waiting bytes (megabytes) beside them.
+        key = self._keys(session_id).attachments
+        names = [n for n in await self.redis.hkeys(key) if ":" not in as_text(n)]  # type: ignore[misc]
+        raws = await self.redis.hmget(key, names) if names else []  # type: ignore[misc]
+        records = [self._record(raw) for raw in raws]
         return sorted((r for r in records if r is not None), key=lambda r: r.uploaded_at)
+
+    async def discard(self, session_id: str, attachment_id: str) -> None:
+        """Forgets an attachment that was never announced (its event could not be published)."""
+        names = [attachment_id + suffix for suffix in ("", BLOB, PASSAGES)]
+        await self.redis.hdel(self._keys(session_id).attachments, *names)  # type: ignore[misc]
 
     def _record(self, raw: bytes | str | None) -> AttachmentRecord | None:
         if raw is None:
@@ -186,7 +196,7 @@ class SessionAttachments:
         found = []
         for attachment_id, raw_record, raw_passages in zip(attachment_ids, raws[::2], raws[1::2], strict=True):
             record = self._record(raw_record)
-            if record is None or raw_passages is None:
+            if record is None or record.status != "ready" or raw_passages is None:
                 continue
             try:
                 items = self.cipher.decrypt(raw_passages)

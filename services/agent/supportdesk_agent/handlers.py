@@ -17,7 +17,7 @@ from supportdesk_agent.rewriting import LlmRewriter
 from supportdesk_agent.settings import AgentSettings
 from supportdesk_contracts.events import TurnFailed, TurnRequested
 from supportdesk_platform.dispatch import Key, KeyedDispatcher
-from supportdesk_platform.kafka import TRANSIENT_ERRORS, DeadLetters, key_of, subscribe_keyed
+from supportdesk_platform.kafka import TRANSIENT_ERRORS, DeadLetters, RetryPolicy, key_of, subscribe_keyed
 from supportdesk_sessions.attachments import SessionAttachments
 
 _TURN = TypeAdapter(TurnRequested)
@@ -62,7 +62,20 @@ def build_router(
         rewriter=rewriter,
         attachments=attachments,
     )
-    dead_letters = DeadLetters(router.publisher(topics.dead_letters, title="agent:deadletter"), "agent")
+
+    async def turn_failed(turn: TurnRequested, code: str, message: str) -> None:
+        failed = TurnFailed(**turn.caused(), reply_to=turn.message_id, code=code, message=message)
+        await deltas.publish(failed, key=key_of(turn.session_id))
+
+    async def given_up(turn: object, reason: str) -> None:
+        if isinstance(turn, TurnRequested):
+            await turn_failed(
+                turn, "unavailable", "The assistant could not answer: a service it needs is unavailable. Please retry."
+            )
+
+    dead_letters = DeadLetters(
+        router.publisher(topics.dead_letters, title="agent:deadletter"), "agent", RetryPolicy.of(settings), given_up
+    )
 
     interrupting = settings.double_text == "interrupt"
     # The turn being answered per session, to cut short when a newer one comes.
@@ -84,15 +97,7 @@ def build_router(
         # Deliberately broad, and re-raised: whatever broke this turn, the
         # client waiting for it gets an error frame instead of silence.
         except Exception:
-            await deltas.publish(
-                TurnFailed(
-                    **turn.caused(),
-                    reply_to=turn.message_id,
-                    code="agent_failed",
-                    message="The assistant could not answer this message.",
-                ),
-                key=key_of(turn.session_id),
-            )
+            await turn_failed(turn, "agent_failed", "The assistant could not answer this message.")
             raise
         finally:
             running.pop(turn.session_id, None)

@@ -6,7 +6,7 @@ from pydantic import TypeAdapter
 from supportdesk_contracts.events import AttachmentUploaded, DocumentDeleted, DocumentEvent, DocumentUploaded
 from supportdesk_ingest.indexing import AttachmentReader, Indexer
 from supportdesk_ingest.settings import IngestSettings
-from supportdesk_platform.kafka import DeadLetters, subscribe_events
+from supportdesk_platform.kafka import DeadLetters, RetryPolicy, subscribe_events
 
 _DOCUMENT = TypeAdapter[DocumentEvent](DocumentEvent)
 
@@ -14,7 +14,18 @@ _DOCUMENT = TypeAdapter[DocumentEvent](DocumentEvent)
 def build_router(settings: IngestSettings, indexer: Indexer, reader: AttachmentReader) -> KafkaRouter:
     topics = settings.topics
     router = KafkaRouter()
-    dead_letters = DeadLetters(router.publisher(topics.dead_letters, title="ingest:deadletter"), "ingest")
+
+    async def given_up(event: object, reason: str) -> None:
+        # Never left `processing` (or `queued`) for good: the status says why.
+        match event:
+            case DocumentUploaded():
+                await indexer.given_up(event, reason)
+            case AttachmentUploaded():
+                await reader.given_up(event, reason)
+
+    dead_letters = DeadLetters(
+        router.publisher(topics.dead_letters, title="ingest:deadletter"), "ingest", RetryPolicy.of(settings), given_up
+    )
 
     async def dispatch(event: DocumentUploaded | DocumentDeleted | AttachmentUploaded) -> None:
         match event:

@@ -10,7 +10,9 @@ from supportdesk_documents.registry import DocumentRegistry, document_id_for
 from supportdesk_ingest.errors import UnreadableDocument
 from supportdesk_ingest.samples import sample_documents
 from supportdesk_knowledge.base import KnowledgeBase
-from supportdesk_sessions.attachments import Passage, SessionAttachments
+from supportdesk_platform.kafka import TRANSIENT_ERRORS
+from supportdesk_sessions.attachments import AttachmentRecord, Passage, SessionAttachments
+from supportdesk_sessions.cipher import SessionDecryptError
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,9 @@ class Indexer:
         await self.registry.mark(event.document_id, "indexed", chunks=chunks)
         log.info("document indexed", extra={"document_id": event.document_id, "chunks": chunks})
 
+    async def given_up(self, event: DocumentUploaded, reason: str) -> None:
+        await self.registry.mark(event.document_id, "failed", error=f"not indexed: {reason}; upload it again")
+
     async def deleted(self, event: DocumentDeleted) -> None:
         await self.kb.index.delete_document(event.document_id)
         await self.registry.remove(event.document_id)
@@ -87,11 +92,34 @@ class AttachmentReader:
 
     async def uploaded(self, event: AttachmentUploaded) -> None:
         record = await self.attachments.get(event.session_id, event.attachment_id)
-        if record is None or record.status != "queued":
-            return  # the session is gone, or a redelivery of one already read
-        data = await self.attachments.blob(event.session_id, event.attachment_id)
+        if record is None:
+            # The session is gone, or its record is under a key this worker
+            # lacks (its SESSION_ENCRYPTION_KEYS differ from the gateway's).
+            log.info("attachment not found", extra={"session_id": event.session_id})
+            return
+        if record.status != "queued":
+            return  # a redelivery of one already read
+        try:
+            await self._read(record, event)
+        except TRANSIENT_ERRORS:
+            raise  # retried, then `given_up`
+        # Deliberately broad, and re-raised (to the dead letters): whatever
+        # broke, the user's attachment says it failed instead of staying queued.
+        except Exception as exc:
+            await self.attachments.failed(
+                record, event.session_id, f"the file could not be read ({type(exc).__name__})"
+            )
+            raise
+
+    async def _read(self, record: AttachmentRecord, event: AttachmentUploaded) -> None:
+        try:
+            data = await self.attachments.blob(event.session_id, event.attachment_id)
+        except SessionDecryptError:
+            data = None
         if data is None or hashlib.sha256(data).hexdigest() != event.sha256:
-            await self.attachments.failed(record, event.session_id, "the uploaded bytes are gone or do not match")
+            current = await self.attachments.get(event.session_id, event.attachment_id)
+            if current is not None and current.status == "queued":  # not read meanwhile by a redelivery
+                await self.attachments.failed(record, event.session_id, "the uploaded bytes are gone or do not match")
             return
         try:
             text = await self.parser.extract_text(event.filename, data)
@@ -106,3 +134,8 @@ class AttachmentReader:
         passages = [Passage(text, vector) for text, vector in found]
         await self.attachments.parsed(record, event.session_id, passages, truncated)
         log.info("attachment read", extra={"session_id": event.session_id, "passages": len(passages)})
+
+    async def given_up(self, event: AttachmentUploaded, reason: str) -> None:
+        record = await self.attachments.get(event.session_id, event.attachment_id)
+        if record is not None and record.status == "queued":
+            await self.attachments.failed(record, event.session_id, f"not read: {reason}; attach it again")

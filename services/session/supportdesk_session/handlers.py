@@ -12,8 +12,9 @@ from supportdesk_contracts.events import (
     SessionClosed,
     SessionEscalated,
     SessionStatusChanged,
+    TurnFailed,
 )
-from supportdesk_platform.kafka import DeadLetters, subscribe_events
+from supportdesk_platform.kafka import DeadLetters, RetryPolicy, key_of, subscribe_events
 from supportdesk_session.ledger import SessionLedger
 from supportdesk_session.settings import SessionWorkerSettings
 from supportdesk_session.webhook import EscalationWebhook
@@ -34,7 +35,26 @@ def build_router(settings: SessionWorkerSettings, store: SessionRecorder) -> Kaf
         history_turns=settings.history_turns,
         memory_tokens=settings.memory_token_budget,
     )
-    dead_letters = DeadLetters(router.publisher(topics.dead_letters, title="session:deadletter"), "session")
+    outbound = router.publisher(topics.chat_outbound, title="session:failures")
+
+    async def given_up(event: object, reason: str) -> None:
+        # A message that could not be recorded: its client gets an error
+        # frame (and may send it again with the same id) instead of silence.
+        if isinstance(event, MessageReceived):
+            failed = TurnFailed(
+                **event.caused(),
+                reply_to=event.message_id,
+                code="unavailable",
+                message="The message could not be recorded: a service is unavailable. Please send it again.",
+            )
+            await outbound.publish(failed, key=key_of(event.session_id))
+
+    dead_letters = DeadLetters(
+        router.publisher(topics.dead_letters, title="session:deadletter"),
+        "session",
+        RetryPolicy.of(settings),
+        given_up,
+    )
 
     async def dispatch(event: MessageReceived | ReplyCompleted | SessionClosed | MemoryCondensed) -> None:
         match event:
@@ -63,7 +83,9 @@ def build_router(settings: SessionWorkerSettings, store: SessionRecorder) -> Kaf
 def subscribe_webhook(router: KafkaRouter, settings: SessionWorkerSettings, webhook: EscalationWebhook) -> None:
     """The escalations log, in a consumer group of its own: a slow webhook
     receiver delays no chat turn."""
-    dead_letters = DeadLetters(router.publisher(settings.topics.dead_letters, title="webhook:deadletter"), "webhook")
+    dead_letters = DeadLetters(
+        router.publisher(settings.topics.dead_letters, title="webhook:deadletter"), "webhook", RetryPolicy.of(settings)
+    )
 
     async def notify(event: SessionEscalated | SessionStatusChanged) -> None:
         if isinstance(event, SessionEscalated):

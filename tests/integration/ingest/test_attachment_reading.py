@@ -132,3 +132,32 @@ async def test_a_hostile_attachment_fails_with_its_reason(kb: KnowledgeBase, red
     assert "compressed 1,027:1" in record.error
     assert await attachments.ready(session.session_id) == []
     assert await attachments.blob(session.session_id, record.attachment_id) is None
+
+
+class BrokenParser:
+    async def extract_text(self, filename: str, data: bytes) -> str:
+        raise RuntimeError("a bug in a parser")
+
+
+async def test_an_attachment_that_breaks_the_reader_says_so(kb: KnowledgeBase, redis: Redis, unique: str) -> None:
+    store = session_store(redis, unique)
+    session, _ = await store.create(None)
+    attachments = SessionAttachments(redis, SessionCipher([DEVELOPMENT_ENCRYPTION_KEY]), unique)
+    reader = AttachmentReader(kb, attachments, BrokenParser(), max_passages=100)
+    record = await attachments.queue(
+        session.session_id, "slip.csv", "text/csv", hashlib.sha256(SLIP).hexdigest(), SLIP, 5
+    )
+    assert record is not None
+    event = AttachmentUploaded(
+        session_id=session.session_id,
+        attachment_id=record.attachment_id,
+        filename="slip.csv",
+        content_type="text/csv",
+        size=len(SLIP),
+        sha256=record.sha256,
+    )
+    with pytest.raises(RuntimeError, match="a bug in a parser"):  # to the dead letters, as any poison event
+        await reader.uploaded(event)
+    failed = await attachments.get(session.session_id, record.attachment_id)
+    assert failed is not None
+    assert (failed.status, failed.error) == ("failed", "the file could not be read (RuntimeError)")

@@ -4,6 +4,7 @@ conversation, and clear errors for everything else."""
 
 import httpx
 import pytest
+from aiokafka.errors import KafkaConnectionError
 
 from builders import InProcess
 
@@ -65,3 +66,26 @@ async def test_an_unknown_attachment_or_another_field_is_not_found(system: InPro
     attachment = (await system.http.post(path, files={"file": SLIP}, headers=auth)).json()
     for name in ("0b0f4c1e-57a2-4bb9-9d55-3f1e6f0f2a90", f"{attachment['attachment_id']}:blob", "x"):
         assert (await system.http.get(f"{path}/{name}", headers=auth)).status_code == 404
+
+
+@pytest.mark.parametrize("gateway_overrides", [{"attachments_per_session": 0}])
+async def test_no_attachments_when_turned_off(system: InProcess) -> None:
+    sid, auth = await new_session(system.http)
+    response = await system.http.post(f"/api/v1/sessions/{sid}/attachments", files={"file": SLIP}, headers=auth)
+    assert response.status_code == 409
+    assert response.json()["detail"] == "this service accepts no attachments"
+
+
+async def test_an_attachment_that_could_not_be_announced_holds_no_place(
+    system: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sid, auth = await new_session(system.http)
+
+    async def broker_down(event: object) -> None:
+        raise KafkaConnectionError("broker unreachable")
+
+    monkeypatch.setattr(system.gateway.context.events, "attachment_uploaded", broker_down)
+    path = f"/api/v1/sessions/{sid}/attachments"
+    response = await system.http.post(path, files={"file": SLIP}, headers=auth)
+    assert response.status_code == 503, response.text
+    assert (await system.http.get(path, headers=auth)).json() == []

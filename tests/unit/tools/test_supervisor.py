@@ -34,7 +34,8 @@ def test_a_crash_loop_is_restarted_with_backoff_and_reported(tmp_path: Path) -> 
         assert [line.rsplit(" in ", 1)[1] for line in exits] == ["0.1 s", "0.2 s", "0.3 s"]
         assert f"last with code 3; its log: {tmp_path / 'flaky.log'}" in lines[-1]
         assert stack.process("flaky").popen is not flaky.popen  # started again
-        assert stack.process("steady").popen is steady.popen and steady.popen.poll() is None
+        assert stack.process("steady").popen is steady.popen
+        assert steady.popen.poll() is None
         assert [p.name for p in stack.processes] == ["steady", "flaky"]  # the stop order is kept
     finally:
         stack.stop(timeout=5)

@@ -25,6 +25,8 @@ router = APIRouter(
     responses=problems(409, 413, 415, 422),
 )
 async def attach_file(request: Request, session: CurrentSession, context: Context) -> AttachmentInfo:
+    if context.settings.attachments_per_session < 1:
+        raise HTTPException(status.HTTP_409_CONFLICT, "this service accepts no attachments")
     # Counted as a message: an attachment costs what a turn costs, and more.
     await context.limiter.check(context.settings.message_limit, session.session_id)
     upload = await read_upload(request, context.settings.max_upload_bytes)
@@ -42,16 +44,20 @@ async def attach_file(request: Request, session: CurrentSession, context: Contex
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     if record is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "session not found or expired")
-    await context.events.attachment_uploaded(
-        AttachmentUploaded(
-            session_id=session.session_id,
-            attachment_id=record.attachment_id,
-            filename=record.filename,
-            content_type=record.content_type,
-            size=record.size,
-            sha256=sha256,
-        )
+    event = AttachmentUploaded(
+        session_id=session.session_id,
+        attachment_id=record.attachment_id,
+        filename=record.filename,
+        content_type=record.content_type,
+        size=record.size,
+        sha256=sha256,
     )
+    try:
+        await context.events.attachment_uploaded(event)
+    except BaseException:
+        # Never announced, never read: it must not hold one of the session's places.
+        await context.attachments.discard(session.session_id, record.attachment_id)
+        raise
     return AttachmentInfo.model_validate(record.as_dict())
 
 
