@@ -96,7 +96,8 @@ async def test_websocket_turn_streams_and_cites_sources(stack: Stack, http: http
     assert "3-5 business days" in reply["content"]
     assert reply["sources"][0]["title"] == "Shipping information"
     # The spec's fields, and the number the answer cites the source by.
-    assert set(reply["sources"][0]) == {"document_id", "title", "snippet", "score", "ref"}
+    assert set(reply["sources"][0]) == {"document_id", "title", "snippet", "score", "ref", "attachment"}
+    assert reply["sources"][0]["attachment"] is False
     assert reply["sources"][0]["ref"] == 1
     assert reply["seq"] == 2
     assert reply["escalated"] is False

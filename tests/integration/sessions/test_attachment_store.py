@@ -38,12 +38,12 @@ async def test_queued_parsed_listed_and_purged_with_the_session(redis: Redis, un
     assert found.filename == "slip.txt"
     assert found.passages[0].text == "a teal kayak paddle"
     assert [r.attachment_id for r in await attachments.records(session.session_id)] == [record.attachment_id]
-    # The session's own expiry: never longer than the session's.
-    assert (
-        0
-        < await redis.pttl(store.keys(session.session_id).attachments)
-        <= await redis.pttl(store.keys(session.session_id).meta)
-    )
+    # The session's own expiry: never longer than the session's (both read at once).
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.pttl(store.keys(session.session_id).attachments)
+        pipe.pttl(store.keys(session.session_id).meta)
+        attachments_ttl, session_ttl = await pipe.execute()
+    assert 0 < attachments_ttl <= session_ttl
 
     await store.delete(session.session_id)
     assert await attachments.records(session.session_id) == []
