@@ -1,11 +1,15 @@
 """The web chat page in a real headless Chromium (Debian's, never a
 downloaded browser): open it, ask, see the streamed answer and its source."""
 
+import asyncio
+import json
+import re
 import shutil
 from pathlib import Path
 
+import httpx
 import pytest
-from playwright.async_api import async_playwright
+from playwright.async_api import WebSocketRoute, async_playwright
 
 from devstack import Stack
 from stacks import ADMIN_KEY
@@ -71,6 +75,51 @@ async def test_a_person_attaches_a_file_and_asks_about_it(stack: Stack, tmp_path
         )
         await page.screenshot(path=str(tmp_path / "attachment.png"))
         await browser.close()
+
+
+async def test_a_message_lost_with_its_connection_is_sent_again(stack: Stack, tmp_path: Path) -> None:
+    """The connection drops between the page sending a message and the server
+    reading it: the page sends it again, with the same id, when it is back
+    online, and it is answered once."""
+    dropped: list[dict[str, object]] = []
+    closing: list[asyncio.Future[None]] = []
+
+    async def drop_the_first_message(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            frame = json.loads(message)
+            if frame.get("type") == "message" and not dropped:
+                dropped.append(frame)
+                closing.append(asyncio.ensure_future(ws.close(code=1001)))  # lost on the way
+                return
+            server.send(message)
+
+        ws.on_message(from_page)
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = await browser.new_page()
+        await page.route_web_socket(re.compile(r".*/ws\?.*"), drop_the_first_message)
+        await page.goto(f"http://127.0.0.1:{stack.gateway_port}/")
+        await page.wait_for_selector("#status:text('online')", timeout=15_000)
+        await page.fill("#input", "How long does standard shipping take?")
+        await page.click("button")
+        await page.locator(".msg.assistant", has_text="3-5 business days").wait_for(timeout=30_000)
+        assert len(dropped) == 1
+        await page.wait_for_timeout(500)  # nothing more arrives
+        assert await page.locator(".msg.assistant", has_text="3-5 business days").count() == 1
+        assert await page.locator(".msg.user").count() == 1
+        session = json.loads(await page.evaluate("localStorage.getItem('supportdesk.session')"))
+        await browser.close()
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{stack.gateway_port}") as http:
+        history = (
+            await http.get(
+                f"/api/v1/sessions/{session['id']}/messages",
+                headers={"Authorization": f"Bearer {session['token']}"},
+            )
+        ).json()
+    assert [(m["role"], m.get("id")) for m in history if m["role"] == "user"] == [("user", dropped[0]["message_id"])]
 
 
 async def test_an_operator_answers_a_user_from_the_inbox_page(stack: Stack, tmp_path: Path) -> None:
