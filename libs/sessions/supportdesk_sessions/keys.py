@@ -21,14 +21,19 @@ class SessionKeys:
     attachments: str
     """Hash: the user's attachments (attachments.py), each encrypted: <id> its
     record, <id>:blob its bytes until parsed, <id>:passages its passages."""
+    answers: str
+    """Hash: message id to the agent's encrypted finished answer, until it is
+    recorded (answers.py): a redelivered turn is not generated twice."""
 
     @classmethod
     def of(cls, prefix: str, session_id: str) -> "SessionKeys":
         base = f"{prefix}:s:{{{session_id}}}"
-        return cls(base, f"{base}:msgs", f"{base}:ids", f"{base}:frames", f"{base}:tokens", f"{base}:att")
+        return cls(
+            base, f"{base}:msgs", f"{base}:ids", f"{base}:frames", f"{base}:tokens", f"{base}:att", f"{base}:ans"
+        )
 
     def all(self) -> list[str]:
-        """In the order the Lua step names them (KEYS[1..6]): renewed together, purged together."""
+        """In the order the Lua step names them (KEYS[1..7]): renewed together, purged together."""
         return list(astuple(self))
 
 

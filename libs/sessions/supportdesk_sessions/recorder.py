@@ -46,7 +46,7 @@ from supportdesk_sessions.state import SessionState
 # History and frame log keep the latest `kept` entries: a session that chats
 # for days must not grow without bound (resume covers recent gaps; the
 # history endpoint pages through what is kept).
-# KEYS: meta, messages, recorded, frames, tokens, attachments (SessionKeys.all()).
+# KEYS: meta, messages, recorded, frames, tokens, attachments, answers (SessionKeys.all()).
 # ARGV: id_field, message ('' for none), frame, now, ttl, kept, allowed
 # (',bot,closed,' or '' for any), asked ('' or a recorded id), then meta field pairs.
 _RECORD_ONCE = """

@@ -37,11 +37,12 @@ async def rotate_session(redis: Redis, cipher: SessionCipher, keys: SessionKeys,
     while True:
         try:
             async with redis.pipeline(transaction=True) as pipe:
-                await pipe.watch(keys.meta, keys.messages, keys.frames, keys.attachments)
+                await pipe.watch(keys.meta, keys.messages, keys.frames, keys.attachments, keys.answers)
                 user, summary = await pipe.hmget(keys.meta, ["user", "summary"])  # type: ignore[misc]
                 messages = await pipe.lrange(keys.messages, 0, -1)  # type: ignore[misc]
                 frames = await pipe.hgetall(keys.frames)  # type: ignore[misc]
                 attachments = await pipe.hgetall(keys.attachments)  # type: ignore[misc]
+                answers = await pipe.hgetall(keys.answers)  # type: ignore[misc]
                 pipe.multi()  # type: ignore[no-untyped-call]
                 rotated = 0
                 if user is not None and (new := _rotated(cipher, user, totals)) is not None:
@@ -58,10 +59,11 @@ async def rotate_session(redis: Redis, cipher: SessionCipher, keys: SessionKeys,
                     if (new := _rotated(cipher, raw, totals)) is not None:
                         pipe.hset(keys.frames, as_text(seq), new)
                         rotated += 1
-                for name, raw in attachments.items():
-                    if (new := _rotated(cipher, raw, totals)) is not None:
-                        pipe.hset(keys.attachments, as_text(name), new)
-                        rotated += 1
+                for key, fields in ((keys.attachments, attachments), (keys.answers, answers)):
+                    for name, raw in fields.items():
+                        if (new := _rotated(cipher, raw, totals)) is not None:
+                            pipe.hset(key, as_text(name), new)
+                            rotated += 1
                 await pipe.execute()
         except WatchError:
             continue  # written meanwhile: read it again

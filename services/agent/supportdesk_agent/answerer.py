@@ -29,6 +29,7 @@ from supportdesk_contracts.events import (
 from supportdesk_knowledge.index import Hit
 from supportdesk_knowledge.private import PrivatePassage
 from supportdesk_platform.kafka import Publisher, key_of
+from supportdesk_sessions.answers import FinishedAnswers
 from supportdesk_sessions.attachments import SessionAttachments
 
 log = logging.getLogger(__name__)
@@ -150,9 +151,12 @@ class TurnAnswerer:
         condenser: Condenser | None = None,
         rewriter: LlmRewriter | None = None,
         attachments: SessionAttachments | None = None,
+        answers: FinishedAnswers | None = None,
     ) -> None:
         """With `attachments`, the files a user attached to their session are
-        searched with the knowledge base for that session's turns. With a
+        searched with the knowledge base for that session's turns; with
+        `answers`, a finished answer is kept until recorded, and a turn
+        delivered again is answered from it, not generated twice. With a
         `condenser`, turns that left the session's memory budget are condensed
         into its summary after the reply. With a `budget`, `generator` is the
         costly one (the LLM) and `within_budget` answers a session that has
@@ -164,6 +168,7 @@ class TurnAnswerer:
         self.condenser = condenser
         self.rewriter = rewriter
         self.attachments = attachments
+        self.answers = answers
         self.escalation = escalation
         self.retrieval = retrieval
         self.escalate_on_no_answer = escalate_on_no_answer
@@ -271,6 +276,8 @@ class TurnAnswerer:
         session, AGENT_DOUBLE_TEXT=interrupt) the answer stops where it is and
         is completed as interrupted."""
         began = time.perf_counter()
+        if await self._answered_already(turn):
+            return
         superseded = superseded or asyncio.Event()
         verdict = self.escalation.assess(turn.content)
         stream = DeltaStream(turn, self.deltas)
@@ -299,12 +306,27 @@ class TurnAnswerer:
             interrupted=interrupted,
         )
         await stream.confirmed()
+        if self.answers is not None:
+            await self.answers.keep(turn.session_id, turn.message_id, reply, reason)
         completed = ReplyCompleted(**turn.caused(), reply_to=turn.message_id, reply=reply, escalation_reason=reason)
         await self.completions.publish(completed, key=key_of(turn.session_id))
         self._observe(verdict, hits, reply, time.perf_counter() - began)
         if interrupted:
             log.info("answer interrupted by a newer message", extra={"reply_to": turn.message_id})
         await self._condense(turn)
+
+    async def _answered_already(self, turn: TurnRequested) -> bool:
+        """A turn delivered again (a restart before its commit, or the same
+        message id sent again before the reply) whose answer was finished:
+        completed once more from what was kept, without the model."""
+        if self.answers is None or (kept := await self.answers.get(turn.session_id, turn.message_id)) is None:
+            return False
+        reply, reason = kept
+        completed = ReplyCompleted(**turn.caused(), reply_to=turn.message_id, reply=reply, escalation_reason=reason)
+        await self.completions.publish(completed, key=key_of(turn.session_id))
+        self.metrics.answers.labels("reused").inc()
+        log.info("answer reused for a turn delivered again", extra={"reply_to": turn.message_id})
+        return True
 
     async def _condense(self, turn: TurnRequested) -> None:
         """After the reply, so the user waits for no summary."""

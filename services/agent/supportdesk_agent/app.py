@@ -17,6 +17,7 @@ from supportdesk_knowledge.base import KnowledgeBase
 from supportdesk_platform.kafka import TopicProvisioner
 from supportdesk_platform.lifecycle import Component, Service
 from supportdesk_platform.ops import Health, redis_check
+from supportdesk_sessions.answers import FinishedAnswers
 from supportdesk_sessions.attachments import SessionAttachments
 from supportdesk_sessions.cipher import SessionCipher
 
@@ -73,8 +74,9 @@ def agent_component(
     """The agent's subscriber and checks, for a process of its own or one it
     shares with ingest (Qdrant local mode: one process per folder). Answers
     through `llm` when given, extractively otherwise; with `redis`, each
-    session's LLM use is capped (LLM_BUDGET_TOKENS) and the files a user
-    attached to their session are searched with the knowledge base."""
+    session's LLM use is capped (LLM_BUDGET_TOKENS), the files a user
+    attached to their session are searched with the knowledge base, and a
+    turn delivered again is answered from its kept answer."""
     metrics = AgentMetrics(registry)
     generator = build_generator(settings, knowledge, llm, metrics)
     budget = None
@@ -90,11 +92,13 @@ def agent_component(
         rewriter = LlmRewriter(
             llm, settings.llm_model, timeout_seconds=settings.llm_rewrite_timeout_seconds, breaker=breaker
         )
-    attachments = None
+    attachments, answers = None, None
     if redis is not None:
-        attachments = SessionAttachments(redis, SessionCipher(settings.encryption_keys), settings.redis_key_prefix)
+        cipher = SessionCipher(settings.encryption_keys)
+        attachments = SessionAttachments(redis, cipher, settings.redis_key_prefix)
+        answers = FinishedAnswers(redis, cipher, settings.redis_key_prefix)
     turns = build_router(
-        settings, knowledge, generator, metrics, budget, within_budget, condenser, rewriter, attachments
+        settings, knowledge, generator, metrics, budget, within_budget, condenser, rewriter, attachments, answers
     )
 
     async def finish_turns() -> None:

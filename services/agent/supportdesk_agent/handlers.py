@@ -18,6 +18,7 @@ from supportdesk_agent.settings import AgentSettings
 from supportdesk_contracts.events import TurnFailed, TurnRequested
 from supportdesk_platform.dispatch import Key, KeyedDispatcher
 from supportdesk_platform.kafka import TRANSIENT_ERRORS, DeadLetters, RetryPolicy, key_of, subscribe_keyed
+from supportdesk_sessions.answers import FinishedAnswers
 from supportdesk_sessions.attachments import SessionAttachments
 
 _TURN = TypeAdapter(TurnRequested)
@@ -39,6 +40,7 @@ def build_router(
     condenser: Condenser | None = None,
     rewriter: LlmRewriter | None = None,
     attachments: SessionAttachments | None = None,
+    answers: FinishedAnswers | None = None,
 ) -> TurnRouter:
     topics = settings.topics
     router = KafkaRouter()
@@ -61,6 +63,7 @@ def build_router(
         condenser=condenser,
         rewriter=rewriter,
         attachments=attachments,
+        answers=answers,
     )
 
     async def turn_failed(turn: TurnRequested, code: str, message: str) -> None:
