@@ -10,7 +10,7 @@ DEV := $(VENV)/.dev
 PIP := PYTHONWARNINGS=ignore $(VENV)/bin/pip --disable-pip-version-check -qq
 PYTEST := HF_HUB_OFFLINE=1 $(PY) -m pytest
 
-.PHONY: install install-dev run test test-unit test-integration test-e2e fuzz system-packages lint format bench asyncapi clean
+.PHONY: install install-dev run test test-unit test-integration test-e2e test-faults fuzz system-packages lint format bench asyncapi clean
 
 # A CPU build of torch first (on these machines a local wheel): plain `torch`
 # would pull several GB of CUDA packages.
@@ -55,6 +55,11 @@ test-e2e: $(DEV) system-packages
 FUZZ_EXAMPLES ?= 500
 fuzz: $(DEV) system-packages
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PYTEST) tests/e2e/test_fuzzing.py
+
+# The fault suite in full (make test runs it short): 16 users per fault,
+# longer around each; writes docs/reliability.md.
+test-faults: $(DEV) system-packages
+	FAULTS=full FAULTS_REPORT=docs/reliability.md $(PYTEST) -s tests/e2e/test_faults.py
 
 bench: $(RUNTIME)
 	HF_HUB_OFFLINE=1 $(PY) tools/bench.py

@@ -153,6 +153,8 @@ class Stack:
     gateway_port: int = 8000
     gateway_replicas: int = 1
     kafka_bootstrap: str | None = None
+    redis_persistence: bool = False
+    """Of a redis-server started here: an append-only file, fsynced on every write."""
     kafka_storage: str = "memory"
     """Of the Tansu broker started here: memory, or durable (on a local S3
     emulator in `data_dir/broker`: a broker restart loses nothing)."""
@@ -212,7 +214,8 @@ class Stack:
         port = free_port()
         folder = self.data_dir / "broker"
         folder.mkdir(parents=True, exist_ok=True)
-        args = [sys.executable, "-m", "localbucket", str(folder), "--host", "127.0.0.1", "--port", str(port)]
+        emulator = str(ROOT / "tools" / "s3emulator.py")
+        args = [sys.executable, emulator, str(folder), "--host", "127.0.0.1", "--port", str(port)]
         self._spawn("s3", args, dict(os.environ), quiet=True)
         wait_for(lambda: port_open("127.0.0.1", port), 20, f"the S3 emulator on port {port}")
         endpoint = f"http://127.0.0.1:{port}"
@@ -232,9 +235,15 @@ class Stack:
                 f"nothing listens at {self.redis_url} and redis-server is not installed: "
                 "install it (apt-get install redis-server) or set REDIS_URL"
             )
-        self._spawn(
-            "redis", [server, "--port", str(port), "--bind", host, "--save", "", "--appendonly", "no"], dict(os.environ)
-        )
+        args = [server, "--port", str(port), "--bind", host, "--save", ""]
+        if self.redis_persistence:
+            # Every write on disk before it is acknowledged: a restart loses nothing.
+            folder = self.data_dir / "redis"
+            folder.mkdir(parents=True, exist_ok=True)
+            args += ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(folder)]
+        else:
+            args += ["--appendonly", "no"]
+        self._spawn("redis", args, dict(os.environ))
         wait_for(lambda: port_open(host, port), 10, f"redis-server on port {port}")
 
     # --- services ---------------------------------------------------------
@@ -252,6 +261,13 @@ class Stack:
                 "INGEST_OPS_PORT": str(self.ops_ports["ingest"]),
             }
         )
+        if self.kafka_storage == "durable":
+            # Every poll of an empty partition lists objects in the S3
+            # emulator: fewer partitions, and polls that wait a little, keep
+            # it from falling behind (records took seconds to arrive with 6
+            # partitions at 5 ms).
+            env.setdefault("KAFKA_PARTITIONS", "2")
+            env.setdefault("KAFKA_FETCH_MAX_WAIT_MS", "50")
         env.update(self.extra_env)
         return env
 

@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import signal
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,31 +16,12 @@ import httpx
 import pytest
 import websockets
 
-from devstack import Stack, Supervisor
-from stacks import StackFactory
+from devstack import Stack
+from stacks import StackFactory, Supervising
 
 pytestmark = pytest.mark.e2e
 
 QUESTION = "How long does standard shipping take?"
-
-
-class Supervising:
-    """The supervisor ticking in a thread, as `make run`'s main loop does."""
-
-    def __init__(self, stack: Stack) -> None:
-        self.lines: list[str] = []
-        self.supervisor = Supervisor(stack, self.lines.append, initial=0.5)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.2):
-            self.supervisor.tick()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 @pytest.fixture(scope="module")

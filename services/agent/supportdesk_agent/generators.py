@@ -233,8 +233,8 @@ class LlmGenerator:
             self._count_tokens(messages, "".join(produced), usage)
         if outcome == "failed":
             if produced:
-                yield "\n\n(The answer was cut short; our assistant is temporarily unavailable.)"
-                return
+                # The half answer stays (it was streamed); the user still gets the fact.
+                yield "\n\n(The answer was cut short.) "
             async for piece in self._from_passages(question, history, hits):
                 yield piece
             return
