@@ -46,6 +46,11 @@ class GatewaySettings(SessionStateSettings):
     ws_send_queue: int = Field(
         default=1000, ge=10, description="Frames buffered per socket before it is dropped as too slow."
     )
+    ws_send_timeout_seconds: float = Field(
+        default=10,
+        gt=0,
+        description="Longest one frame's send may wait on a client that does not read; then it is dropped (1008).",
+    )
     rate_limit_enabled: bool = True
     rate_limit_requests: int = Field(
         default=120, ge=1, description="HTTP requests under /api/ and WebSocket handshakes per client IP per period."

@@ -55,3 +55,16 @@ async def test_a_flood_of_its_own_requests_drops_the_socket_instead_of_crashing_
     connection = context.hub.connect("s-2")
     await asyncio.wait_for(ChatSocket(client, context, connection).serve(), 2)  # type: ignore[arg-type]
     assert client.closed == (1008, "client does not read its frames")
+
+
+@pytest.mark.parametrize("gateway_overrides", [{"ws_send_timeout_seconds": 0.2}])
+async def test_a_client_that_stops_reading_is_dropped_after_the_send_timeout(system: InProcess) -> None:
+    """One frame, far below the queue's bound: the send alone never ends, so
+    the socket would be held open for good without the timeout."""
+    context = system.gateway.context
+    client = StuckClient([])
+    connection = context.hub.connect("s-3")
+    serving = asyncio.create_task(ChatSocket(client, context, connection).serve())  # type: ignore[arg-type]
+    context.hub.deliver("s-3", PongFrame())
+    await asyncio.wait_for(serving, 2)
+    assert client.closed == (1008, "client does not read its frames")

@@ -24,7 +24,7 @@ from supportdesk_contracts.frames import (
 )
 from supportdesk_gateway.context import GatewayContext
 from supportdesk_gateway.fingerprints import FingerprintMismatch
-from supportdesk_gateway.hub import Close, Connection, SlowConsumer
+from supportdesk_gateway.hub import NOT_READING, Close, Connection, SlowConsumer
 from supportdesk_gateway.limits import RateLimited
 from supportdesk_gateway.turns import InvalidMessage, checked_content, publish_message
 from supportdesk_platform.logs import bind
@@ -75,9 +75,15 @@ class ChatSocket:
                 if isinstance(item, Close):
                     await self.websocket.close(item.code, item.reason)
                     return
-                await self.websocket.send_text(item.model_dump_json())
+                # A client whose buffers are full holds a send forever: past
+                # the timeout it is dropped (1008) and may resume later.
+                async with asyncio.timeout(self.context.settings.ws_send_timeout_seconds):
+                    await self.websocket.send_text(item.model_dump_json())
         except (WebSocketDisconnect, RuntimeError):
             return  # the client left; the receive loop cleans up
+        except TimeoutError:
+            log.warning("socket send timed out, dropping it")
+            self.connection.close(NOT_READING)
 
     async def receive_loop(self) -> None:
         while True:
