@@ -21,6 +21,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 QUESTION = "How long does standard shipping take?"
+SESSION_GONE = 4004
 ANSWER_WORDS = "3-5 business days"
 
 
@@ -28,6 +29,7 @@ ANSWER_WORDS = "3-5 business days"
 class Sent:
     message_id: str
     at: float
+    session_id: str
     acked: bool = False
     replies: list[dict[str, Any]] = field(default_factory=list)
     """Every reply frame received for it, repeats included."""
@@ -47,6 +49,7 @@ class Chatter:
     replica: int = 0
     """The gateway it connects to first; the next one after a drop."""
     reconnects: int = 0
+    sessions_lost: int = 0
     _last_seq: int = 0
     _by_id: dict[str, Sent] = field(default_factory=dict)
     _resend_at: float | None = None
@@ -61,22 +64,34 @@ class Chatter:
         return f"{base}/ws?session_id={self.session_id}&token={self.token}"
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Chats until `stop`, then waits for the replies still owed."""
+        """Chats until `stop`, then waits for the replies still owed (at most
+        `reply_timeout` after the oldest was sent)."""
         await self.open_session()
-        while True:
+        while not self._given_up():
             try:
                 async with websockets.connect(self._url(), open_timeout=10, max_size=None) as ws:
                     await ws.send(json.dumps({"type": "resume", "after_seq": self._last_seq}))
-                    for unacked in [s for s in self.sent if not s.acked]:
+                    for unacked in [s for s in self.sent if not s.acked and s.session_id == self.session_id]:
                         await self._send(ws, unacked.message_id)
                     if await self._chat(ws, stop):
                         return
+            except websockets.exceptions.ConnectionClosed as exc:
+                if exc.rcvd is not None and exc.rcvd.code == SESSION_GONE:
+                    # The session is gone (its state was lost): a new one, as
+                    # the page does; what the old one owed is lost with it.
+                    self.sessions_lost += 1
+                    self._last_seq = 0
+                    await self.open_session()
             except (OSError, websockets.exceptions.WebSocketException, TimeoutError):
                 pass
             # Dropped, or the gateway went away: the next one, after a moment.
             self.reconnects += 1
             self.replica += 1
             await asyncio.sleep(0.5)
+
+    def _given_up(self) -> bool:
+        owed = [s for s in self.sent if not s.replies and s.session_id == self.session_id]
+        return bool(owed) and time.monotonic() - owed[0].at > self.reply_timeout
 
     async def _send(self, ws: ClientConnection, message_id: str) -> None:
         await ws.send(json.dumps({"type": "message", "content": QUESTION, "message_id": message_id}))
@@ -86,17 +101,17 @@ class Chatter:
         receiving = asyncio.create_task(self._receive(ws))
         try:
             while True:
-                owed = [s for s in self.sent if not s.replies]
+                owed = [s for s in self.sent if not s.replies and s.session_id == self.session_id]
                 if stop.is_set() and not owed:
                     return True
                 if not owed and not stop.is_set():
-                    sent = Sent(str(uuid.uuid4()), time.monotonic())
+                    sent = Sent(str(uuid.uuid4()), time.monotonic(), self.session_id)
                     self.sent.append(sent)
                     self._by_id[sent.message_id] = sent
                     await self._send(ws, sent.message_id)
                 if self._resend_at is not None and time.monotonic() >= self._resend_at:
                     self._resend_at = None  # after an outage behind the gateway, as the page does
-                    for unacked in [s for s in self.sent if not s.acked]:
+                    for unacked in [s for s in self.sent if not s.acked and s.session_id == self.session_id]:
                         await self._send(ws, unacked.message_id)
                 if receiving.done():
                     receiving.result()  # the connection's error, if it failed
@@ -136,6 +151,7 @@ class Tally:
     recovery_seconds: float | None
     """From the fault to the first answer to a message sent after it."""
     reconnects: int
+    sessions_lost: int
 
 
 def tally(chatters: Sequence[Chatter], fault_at: float) -> Tally:
@@ -151,4 +167,5 @@ def tally(chatters: Sequence[Chatter], fault_at: float) -> Tally:
         wrong=sum(1 for s in answered if ANSWER_WORDS not in s.replies[0]["content"]),
         recovery_seconds=round(min(after) - fault_at, 1) if after else None,
         reconnects=sum(c.reconnects for c in chatters),
+        sessions_lost=sum(c.sessions_lost for c in chatters),
     )
