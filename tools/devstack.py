@@ -183,7 +183,9 @@ class Stack:
         out = self._log_file(name)
         stdout: IO[bytes] | int | None = out if out is not None else (subprocess.DEVNULL if quiet else None)
         stderr = subprocess.STDOUT if stdout is not None else None
-        popen = subprocess.Popen(args, env=env, stdout=stdout, stderr=stderr, cwd=ROOT)
+        # A session of its own: Ctrl-C reaches only this launcher, which stops
+        # every process in order (and the supervisor restarts none meanwhile).
+        popen = subprocess.Popen(args, env=env, stdout=stdout, stderr=stderr, cwd=ROOT, start_new_session=True)
         return Process(name, popen, ready_url, out, args, env, quiet)
 
     def _spawn(
@@ -405,8 +407,23 @@ class Supervisor:
             elif state.due is None:
                 self._exited(process, state, code, now)
             elif now >= state.due:
-                state.due, state.restarted = None, now
-                self.stack.respawn(process.name)
+                self._restart(process, state, now)
+
+    def _restart(self, process: Process, state: Supervised, now: float) -> None:
+        try:
+            self.stack.respawn(process.name)
+        except OSError as exc:
+            state.due = now + self.ceiling
+            self.say(f"{process.name} could not be started again ({exc}); trying again in {self.ceiling:.0f} s")
+            return
+        state.due, state.restarted = None, now
+        if process.name == "broker" and self.stack.kafka_storage == "memory":
+            # A broker in memory comes back empty: the services make their
+            # topics at start-up, so they start again too.
+            self.say("the broker kept nothing (KAFKA_STORAGE=memory): starting the services again")
+            for service in [p for p in self.stack.processes if p.ready_url is not None]:
+                self.stack.respawn(service.name)
+                self.states.setdefault(service.name, Supervised()).restarted = now
 
     def _exited(self, process: Process, state: Supervised, code: int, now: float) -> None:
         state.exits = [t for t in state.exits if now - t < self.loop_window] + [now]

@@ -13,8 +13,8 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
 from supportdesk_contracts.events import (
+    DeadLetterEvent,
     DocumentEvent,
-    EventDeadLettered,
     InboundEvent,
     OutboundEvent,
     SessionEscalated,
@@ -28,7 +28,7 @@ CHANNELS: list[tuple[str, Any, str]] = [
     ("chat_outbound", OutboundEvent, "Frames for clients; every gateway replica reads all of it."),
     ("escalations", SessionEscalated, "Sessions handed to a human agent."),
     ("document_uploads", DocumentEvent, "Documents to index or remove."),
-    ("dead_letters", EventDeadLettered, "Events a consumer gave up on, with the reason."),
+    ("dead_letters", DeadLetterEvent, "Events a consumer gave up on, with the reason; and the replays of them."),
 ]
 
 

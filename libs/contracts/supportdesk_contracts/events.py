@@ -264,4 +264,21 @@ class EventDeadLettered(Event):
     attempts: int = Field(
         default=1, ge=1, description="How often it was tried: more than 1 when a dependency stayed unavailable."
     )
+    replayed_from: str | None = Field(
+        default=None, description="The dead letter whose replay this event was (it failed again)."
+    )
     key: str | None = None
+
+
+class DeadLetterReplayed(Event):
+    """An operator replayed a dead letter to its topic (python -m
+    supportdesk_platform.deadletters replay): it is not replayed again by
+    mistake."""
+
+    event_type: Literal["dead_letter.replayed"] = "dead_letter.replayed"
+    dead_letter_id: str = Field(description="event_id of the EventDeadLettered replayed.")
+    topic: str
+
+
+DeadLetterEvent = Annotated[EventDeadLettered | DeadLetterReplayed, Field(discriminator="event_type")]
+"""What the deadletter topic carries."""

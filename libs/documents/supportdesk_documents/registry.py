@@ -76,7 +76,16 @@ class DocumentRegistry:
         data = await self.redis.get(self.blob_key(document_id))
         return data.encode() if isinstance(data, str) else data
 
-    async def mark(self, document_id: str, status: Status, chunks: int | None = None, error: str | None = None) -> None:
+    async def mark(
+        self,
+        document_id: str,
+        status: Status,
+        chunks: int | None = None,
+        error: str | None = None,
+        keep_bytes: bool = False,
+    ) -> None:
+        """`keep_bytes`: a failure that a replay may mend (its dependency was
+        down) keeps the upload's bytes until their expiry."""
         if not await self.redis.exists(self._key(document_id)):
             return  # deleted meanwhile: do not resurrect it
         fields: dict[str, str | int] = {"status": status, "updated_at": _now()}
@@ -85,7 +94,7 @@ class DocumentRegistry:
         if error is not None:
             fields["error"] = error[:500]
         await self.redis.hset(self._key(document_id), mapping=fields)  # type: ignore[arg-type,misc]
-        if status in ("indexed", "failed"):
+        if status in ("indexed", "failed") and not keep_bytes:
             await self.redis.delete(self.blob_key(document_id))
 
     @staticmethod

@@ -29,6 +29,9 @@ class QdrantUnavailable(RuntimeError):
     """The Qdrant server did not answer within the start-up wait."""
 
 
+_TRY_AGAIN = (HTTPStatus.REQUEST_TIMEOUT, HTTPStatus.TOO_MANY_REQUESTS)
+
+
 class IndexOutage(ConnectionError):
     """Qdrant could not be reached or answered 5xx: a transient failure (a
     ConnectionError, which the event consumers retry with backoff), unlike a
@@ -42,8 +45,9 @@ async def outage_as_transient() -> AsyncIterator[None]:
     except (ResponseHandlingException, httpx.TransportError) as exc:
         raise IndexOutage(f"Qdrant unreachable: {exc}") from exc
     except UnexpectedResponse as exc:
-        if exc.status_code is not None and exc.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR:
-            raise IndexOutage(f"Qdrant answered {exc.status_code}") from exc
+        status = exc.status_code
+        if status is not None and (status >= HTTPStatus.INTERNAL_SERVER_ERROR or status in _TRY_AGAIN):
+            raise IndexOutage(f"Qdrant answered {status}") from exc
         raise
 
 

@@ -2,17 +2,21 @@
 
     python -m supportdesk_platform.deadletters list [--consumer C] [--topic T] [--reason WORDS]
     python -m supportdesk_platform.deadletters show EVENT_ID
-    python -m supportdesk_platform.deadletters replay (EVENT_ID ... | --all) [filters] [--dry-run]
+    python -m supportdesk_platform.deadletters replay (EVENT_ID ... | --all filters) [--again] [--dry-run]
 
 It reads the dead-letter topic from its start with a plain consumer (no
 group: reading commits nothing and moves no one's offsets), using the same
 settings as the services (KAFKA_BOOTSTRAP_SERVERS, KAFKA_TOPIC_PREFIX, the
 TLS/SASL ones). `list` prints one JSON object a line; `replay` publishes each
 chosen event's original body, with its original key, to its original topic,
-once the cause is fixed (a dependency back, a bug deployed away). Consumers
-are idempotent on their events' ids, so a replay twice does no harm. A body
-that was cut when it was dead-lettered (over 100,000 characters) or that is
-not valid UTF-8 is not replayed: its record says so.
+once the cause is fixed (a dependency back, a bug deployed away), and
+records the replay on the dead-letter topic: a letter replayed once is not
+replayed again unless asked (`--again`), and one that fails again comes back
+as a new letter naming the first (`replayed_from`). `--all` needs a filter,
+and leaves out letters that could not be decoded (they would fail the same
+way; name one to replay it anyway). A body that was cut when it was
+dead-lettered (over 100,000 characters) or that is not valid UTF-8 is never
+replayed: its record says so.
 """
 
 import argparse
@@ -23,14 +27,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from supportdesk_contracts.events import EventDeadLettered
-from supportdesk_platform.kafka import kafka_client_options
+from supportdesk_contracts.events import DeadLetterEvent, DeadLetterReplayed, EventDeadLettered
+from supportdesk_platform.kafka import REPLAYED_HEADER, kafka_client_options
 from supportdesk_platform.settings import ServiceSettings
 
-REPLAYED_HEADER = "x-supportdesk-replayed-from"
-IDLE_SECONDS = 1.0
+_EVENT = TypeAdapter[DeadLetterEvent](DeadLetterEvent)
+UNDECODABLE = "invalid event"
+IDLE_SECONDS = 2.0
 """A read is over when the topic has given nothing for this long: the local
 broker reports wrong end offsets, so the end is found by reading."""
 
@@ -40,6 +45,7 @@ class DeadLetter:
     partition: int
     offset: int
     event: EventDeadLettered
+    replayed: bool = False
 
     @property
     def replayable(self) -> bool:
@@ -59,6 +65,8 @@ class DeadLetter:
             "reason": e.reason[:300],
             "payload_bytes": e.payload_bytes,
             "replayable": self.replayable,
+            "replayed": self.replayed,
+            "replayed_from": e.replayed_from,
             "position": f"{self.partition}:{self.offset}",
         }
 
@@ -79,8 +87,9 @@ class Selection:
 
 
 async def read_all(settings: ServiceSettings, idle_seconds: float = IDLE_SECONDS) -> list[DeadLetter]:
-    """Every dead letter on the topic, oldest first per partition; records that
-    are not dead letters are skipped."""
+    """Every dead letter on the topic, oldest first per partition, each marked
+    if it was replayed; records that are neither are skipped. The read ends
+    when the topic has given nothing for `idle_seconds`."""
     topic = settings.topics.dead_letters
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -90,22 +99,31 @@ async def read_all(settings: ServiceSettings, idle_seconds: float = IDLE_SECONDS
     )
     await consumer.start()
     letters: list[DeadLetter] = []
+    replayed: set[str] = set()
     try:
         await consumer.topics()  # a fresh client knows no partitions until it asks
         partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            return []  # no dead-letter topic (yet): nothing was given up
         consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
         await consumer.seek_to_beginning()
         while batch := await consumer.getmany(timeout_ms=int(idle_seconds * 1000)):
             for records in batch.values():
                 for record in records:
                     try:
-                        event = EventDeadLettered.model_validate_json(record.value or b"")
+                        event = _EVENT.validate_json(record.value or b"")
                     except ValidationError:
                         continue
-                    letters.append(DeadLetter(record.partition, record.offset, event))
+                    if isinstance(event, DeadLetterReplayed):
+                        replayed.add(event.dead_letter_id)
+                    else:
+                        letters.append(DeadLetter(record.partition, record.offset, event))
     finally:
         await consumer.stop()
-    return letters
+    return [
+        DeadLetter(letter.partition, letter.offset, letter.event, str(letter.event.event_id) in replayed)
+        for letter in letters
+    ]
 
 
 async def replay(settings: ServiceSettings, letters: Sequence[DeadLetter]) -> tuple[int, list[str]]:
@@ -128,6 +146,8 @@ async def replay(settings: ServiceSettings, letters: Sequence[DeadLetter]) -> tu
                 key=e.key.encode() if e.key is not None else None,
                 headers=[(REPLAYED_HEADER, str(e.event_id).encode())],
             )
+            marker = DeadLetterReplayed(dead_letter_id=str(e.event_id), topic=e.topic)
+            await producer.send_and_wait(settings.topics.dead_letters, marker.model_dump_json().encode())
     finally:
         await producer.stop()
     return len(chosen), refused
@@ -148,13 +168,19 @@ def _parser() -> argparse.ArgumentParser:
     again = commands.add_parser("replay", parents=[filters], help="publish the original events again")
     again.add_argument("event_ids", nargs="*", metavar="EVENT_ID")
     again.add_argument("--all", action="store_true", help="every dead letter the filters select")
+    again.add_argument("--again", action="store_true", help="also those replayed before")
     again.add_argument("--dry-run", action="store_true", help="say what would be replayed, and do nothing")
+    for command in (commands.choices["list"], show, again):
+        command.add_argument(
+            "--idle-seconds", type=float, default=IDLE_SECONDS, help="the read ends after this long without a record"
+        )
     return parser
 
 
 async def run(argv: Sequence[str], settings: ServiceSettings) -> int:
     args = _parser().parse_args(argv)
-    letters = await read_all(settings)
+    letters = await read_all(settings, args.idle_seconds)
+    sys.stderr.write(f"{len(letters)} dead letters read from {settings.topics.dead_letters}\n")
     if args.command == "show":
         found = [letter for letter in letters if str(letter.event.event_id) == args.event_id]
         if not found:
@@ -174,9 +200,13 @@ async def run(argv: Sequence[str], settings: ServiceSettings) -> int:
         if missing:
             sys.stderr.write(f"no such dead letter: {', '.join(sorted(missing))}\n")
             return 1
-    elif not args.all:
-        sys.stderr.write("name the dead letters to replay (EVENT_ID ...), or --all with filters\n")
+    elif not args.all or not (args.consumer or args.topic or args.reason):
+        sys.stderr.write("name the dead letters to replay (EVENT_ID ...), or --all with a filter\n")
         return 2
+    else:
+        chosen = [letter for letter in chosen if not letter.event.reason.startswith(UNDECODABLE)]
+    if not args.again:
+        chosen = [letter for letter in chosen if not letter.replayed]
     if args.dry_run:
         for letter in chosen:
             sys.stdout.write(json.dumps({"would_replay": letter.summary()}) + "\n")

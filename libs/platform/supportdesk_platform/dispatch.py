@@ -147,7 +147,13 @@ class KeyedDispatcher:
         try:
             while lane.messages:
                 message = lane.messages[0]
-                await self.work(message)
+                try:
+                    await self.work(message)
+                except Exception:  # the work gave up on it, whatever the error
+                    # Not handled (an outage while draining): neither it nor
+                    # what waits behind it is committed, so all are redelivered.
+                    log.warning("message left unhandled; it will be redelivered", exc_info=True)
+                    return
                 lane.messages.popleft()
                 self._release()
                 await self._finished(message)

@@ -247,6 +247,17 @@ GivenUp = Callable[[Any, str], Awaitable[None]]
 to tell whoever waits for it (a client, a document's status)."""
 
 
+REPLAYED_HEADER = "x-supportdesk-replayed-from"
+"""Set on an event replayed from the dead letters: the dead letter's id."""
+
+
+def _replayed_from(message: KafkaMessage) -> str | None:
+    for name, value in getattr(message.raw_message, "headers", None) or ():
+        if name == REPLAYED_HEADER and isinstance(value, bytes):
+            return value.decode("utf-8", errors="replace")
+    return None
+
+
 def _position(message: KafkaMessage) -> tuple[str, int, int]:
     raw = message.raw_message
     return (str(getattr(raw, "topic", "?")), int(getattr(raw, "partition", -1)), int(getattr(raw, "offset", -1)))
@@ -277,6 +288,7 @@ class DeadLetters:
             payload_bytes=len(message.body),
             key=key.decode("utf-8", errors="replace") if isinstance(key, bytes) else None,
             attempts=attempts,
+            replayed_from=_replayed_from(message),
         )
         log.warning(
             "event dead-lettered",
@@ -411,12 +423,14 @@ def subscribe_keyed(
     The caller drains the returned dispatcher before the broker stops."""
 
     async def work(message: KafkaMessage) -> None:
-        while not dispatcher.closing:
+        while True:
             try:
                 await dead_letters.consume(adapter, message, handler)
                 return
             except TRANSIENT_ERRORS:
-                continue  # consume() waited its backoff; past the attempts it dead-letters
+                # consume() waited its backoff; past the attempts it dead-letters.
+                if dispatcher.closing:
+                    raise  # not handled: left uncommitted, for the group's next member
 
     dispatcher = KeyedDispatcher(work, max_in_flight=max_in_flight, on_queued=on_queued, name=title)
 

@@ -70,7 +70,7 @@ class ServiceSettings(BaseSettings):
         default=8,
         ge=1,
         description="Attempts at an event while a dependency is unavailable (Redis, Kafka, Qdrant, the network);"
-        " then it is dead-lettered with the count. With the backoff below, 8 attempts ride out about 2 minutes.",
+        " then it is dead-lettered with the count. With the backoff below, 8 attempts wait 45-90 s in all.",
     )
     event_retry_initial_seconds: float = Field(default=1, gt=0, description="Backoff before the second attempt.")
     event_retry_max_seconds: float = Field(default=30, gt=0, description="Longest backoff between attempts.")

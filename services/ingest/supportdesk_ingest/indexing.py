@@ -57,7 +57,13 @@ class Indexer:
         log.info("document indexed", extra={"document_id": event.document_id, "chunks": chunks})
 
     async def given_up(self, event: DocumentUploaded, reason: str) -> None:
-        await self.registry.mark(event.document_id, "failed", error=f"not indexed: {reason}; upload it again")
+        # The bytes stay (24 h): replaying the dead letter indexes it once the dependency is back.
+        await self.registry.mark(
+            event.document_id,
+            "failed",
+            error=f"not indexed: {reason}; upload it again or replay its dead letter",
+            keep_bytes=True,
+        )
 
     async def deleted(self, event: DocumentDeleted) -> None:
         await self.kb.index.delete_document(event.document_id)

@@ -40,14 +40,16 @@ def build_router(settings: SessionWorkerSettings, store: SessionRecorder) -> Kaf
     async def given_up(event: object, reason: str) -> None:
         # A message that could not be recorded: its client gets an error
         # frame (and may send it again with the same id) instead of silence.
-        if isinstance(event, MessageReceived):
-            failed = TurnFailed(
-                **event.caused(),
-                reply_to=event.message_id,
-                code="unavailable",
-                message="The message could not be recorded: a service is unavailable. Please send it again.",
-            )
-            await outbound.publish(failed, key=key_of(event.session_id))
+        match event:
+            case MessageReceived():
+                reply_to, message = event.message_id, "The message could not be recorded: please send it again."
+            case ReplyCompleted():
+                # Its deltas were streamed; without this the client would wait for a reply forever.
+                reply_to, message = event.reply_to, "The answer could not be recorded: please send the message again."
+            case _:
+                return
+        failed = TurnFailed(**event.caused(), reply_to=reply_to, code="unavailable", message=message)
+        await outbound.publish(failed, key=key_of(event.session_id))
 
     dead_letters = DeadLetters(
         router.publisher(topics.dead_letters, title="session:deadletter"),

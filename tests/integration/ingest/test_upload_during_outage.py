@@ -84,4 +84,5 @@ async def test_an_upload_while_qdrant_is_down_ends_failed_with_its_attempts(
     assert letter["consumer"] == "ingest"
     assert record.error is not None
     assert record.error.startswith("not indexed: a dependency stayed unavailable after 3 attempts: IndexOutage")
-    assert record.error.endswith("; upload it again")
+    assert record.error.endswith("; upload it again or replay its dead letter")
+    assert await registry.blob(document_id) == GIFT_CARDS  # kept, so a replay can index it

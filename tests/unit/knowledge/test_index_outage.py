@@ -45,7 +45,9 @@ async def test_an_unreachable_qdrant_is_a_transient_outage() -> None:
     await index.client.close()
 
 
-@pytest.mark.parametrize(("status", "outage"), [(503, True), (500, True), (404, False), (400, False)])
+@pytest.mark.parametrize(
+    ("status", "outage"), [(503, True), (500, True), (429, True), (408, True), (404, False), (400, False)]
+)
 async def test_a_server_error_is_an_outage_and_a_refusal_is_not(status: int, outage: bool) -> None:
     server, port = await answering(status)
     index = index_at(port)

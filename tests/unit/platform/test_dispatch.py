@@ -144,3 +144,26 @@ async def test_drain_finishes_what_it_can_and_leaves_the_rest_uncommitted() -> N
     await dispatcher.submit(late)  # taken after the drain began: left for the next owner
     await settle()
     assert 2 not in work.started
+
+
+async def test_work_that_gives_up_while_draining_commits_nothing_of_its_lane() -> None:
+    """An outage during the drain: the message is not handled, so neither it
+    nor the one queued behind it in its lane may be committed (before, the
+    dispatcher took its return for success and committed both)."""
+    committer = Committer()
+    handled: list[int] = []
+
+    async def gives_up(message: Any) -> None:
+        if message.raw_message.offset == 1:
+            await asyncio.sleep(0.05)
+            raise ConnectionError("still down, and draining")
+        handled.append(message.raw_message.offset)
+
+    dispatcher = KeyedDispatcher(gives_up, max_in_flight=8)
+    first, head, behind = messages(committer, "a", "b", "b")
+    for message in (first, head, behind):
+        await dispatcher.submit(message)
+    await dispatcher.drain(within_seconds=2)
+    assert handled == [0]
+    assert committer.commits == [1]  # past offset 0 only: 1 and 2 are redelivered
+    assert dispatcher.in_flight == 0

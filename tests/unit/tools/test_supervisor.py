@@ -55,3 +55,21 @@ def test_a_process_back_up_is_reported_once(tmp_path: Path) -> None:
         assert stack.process("worker").popen.poll() is None
     finally:
         stack.stop(timeout=5)
+
+
+def test_a_broker_in_memory_comes_back_with_the_services_started_again(tmp_path: Path) -> None:
+    """It comes back empty: the services, which make their topics at start-up, start again with it."""
+    stack = Stack(log_dir=tmp_path, kafka_storage="memory")
+    broker = stack._spawn("broker", SLEEPS, {})
+    service = stack._spawn("session", SLEEPS, {}, ready_url="http://127.0.0.1:9/health/ready")
+    lines: list[str] = []
+    supervisor = Supervisor(stack, lines.append, initial=0.1)
+    try:
+        stop_process(broker.popen, timeout=5)
+        tick_until(supervisor, lines, "starting the services again")
+        assert stack.process("broker").popen is not broker.popen
+        assert stack.process("session").popen is not service.popen
+        assert service.popen.poll() is not None  # the old one was stopped
+        assert [p.name for p in stack.processes] == ["broker", "session"]
+    finally:
+        stack.stop(timeout=5)
