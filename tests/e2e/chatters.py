@@ -54,10 +54,24 @@ class Chatter:
     _by_id: dict[str, Sent] = field(default_factory=dict)
     _resend_at: float | None = None
 
-    async def open_session(self) -> None:
-        async with httpx.AsyncClient(base_url=self.gateways[0], timeout=30) as http:
-            created = (await http.post("/api/v1/sessions", json={})).json()
-        self.session_id, self.token = created["session_id"], created["token"]
+    async def open_session(self, within: float = 120.0) -> None:
+        """A new session, asked again (as a user would) while the system is
+        not there (a 503 while Redis restarts, a gateway going away)."""
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                async with httpx.AsyncClient(base_url=self.gateways[self.replica % len(self.gateways)]) as http:
+                    response = await http.post("/api/v1/sessions", json={}, timeout=30)
+                if response.status_code == httpx.codes.CREATED:
+                    created = response.json()
+                    self.session_id, self.token = created["session_id"], created["token"]
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("no session could be opened")
+            self.replica += 1
+            await asyncio.sleep(0.5)
 
     def _url(self) -> str:
         base = self.gateways[self.replica % len(self.gateways)].replace("http://", "ws://")

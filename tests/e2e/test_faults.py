@@ -180,6 +180,10 @@ async def under(stack: Stack, inject: Callable[[], Awaitable[None]]) -> Tally:
     stop = asyncio.Event()
     running = [asyncio.create_task(c.run(stop)) for c in chatters]
     await asyncio.sleep(BEFORE_SECONDS)
+    # Every user chatting before the fault, however slow the machine is.
+    async with asyncio.timeout(120):
+        while not all(any(s.replies for s in c.sent) for c in chatters):
+            await asyncio.sleep(0.1)
     fault_at = time.monotonic()
     await inject()
     await all_ready(stack)
