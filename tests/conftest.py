@@ -4,6 +4,7 @@ a redis-server on free ports. Nothing is assumed to be running."""
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -69,6 +70,28 @@ def qdrant_path(tmp_path: Path) -> str:
     return str(tmp_path / "qdrant")
 
 
+def streams_tokens(base_url: str, server_log: str) -> None:
+    """A first streamed completion before any test relies on one: a server
+    that cannot stream fails here, with its own log, instead of showing up
+    as an LLM outage in every LLM test."""
+    import httpx
+
+    body = {"model": "smollm2", "stream": True, "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}]}
+    failure = ""
+    for _ in range(3):
+        try:
+            with httpx.stream("POST", f"{base_url}/chat/completions", json=body, timeout=60) as response:
+                text = "".join(response.iter_text())
+            if response.status_code == 200 and "data:" in text:
+                return
+            failure = f"HTTP {response.status_code}: {text[:500]}"
+        except httpx.HTTPError as exc:
+            failure = f"{type(exc).__name__}: {exc}"
+        time.sleep(2)
+    tail = Path(server_log).read_text(errors="replace")[-3000:]
+    pytest.fail(f"the llama.cpp server does not stream a completion ({failure}); its log ends:\n{tail}")
+
+
 @pytest.fixture(scope="session")
 def llm_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real OpenAI-compatible server: llama.cpp's, with SmolLM2-135M-Instruct
@@ -89,6 +112,7 @@ def llm_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/v1/models"), 120, "the llama.cpp server")
+        streams_tokens(f"http://127.0.0.1:{port}/v1", log.name)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
         stop_process(process)

@@ -24,6 +24,7 @@ from supportdesk_agent.metrics import AgentMetrics
 from supportdesk_contracts.events import HistoryTurn
 from supportdesk_knowledge.chunking import split_sentences
 from supportdesk_knowledge.index import Hit
+from supportdesk_knowledge.keywords import terms
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,11 @@ def pieces(text: str) -> list[str]:
 class ExtractiveGenerator:
     """Answers with the passages' sentences closest to the question."""
 
-    def __init__(self, encoder: Encoder, max_sentences: int = 2, margin: float = 0.08) -> None:
+    def __init__(
+        self, encoder: Encoder, max_sentences: int = 2, margin: float = 0.08, keyword_weight: float = 0.15
+    ) -> None:
         self.encoder = encoder
+        self.keyword_weight = keyword_weight
         self.max_sentences = max_sentences
         self.margin = margin
 
@@ -64,7 +68,11 @@ class ExtractiveGenerator:
         if not candidates:
             return NO_ANSWER
         vectors = await self.encoder.encode([question] + [s for _, s in candidates])
-        similarity = vectors[1:] @ vectors[0]
+        # Meaning and the question's own words: a sentence that names the
+        # asked-about term ("ground shipping") beats one that only sounds alike.
+        asked = set(terms(question))
+        overlap = np.array([len(asked & set(terms(s))) / max(1, len(asked)) for _, s in candidates])
+        similarity = vectors[1:] @ vectors[0] + self.keyword_weight * overlap
         best = float(similarity.max())
         # Sentences nearly as relevant as the best one, in document order.
         chosen = [i for i in np.argsort(-similarity)[: self.max_sentences] if similarity[i] >= best - self.margin]
@@ -219,7 +227,9 @@ class LlmGenerator:
             outcome = "ok"
         except (openai.OpenAIError, TimeoutError) as exc:
             outcome = "failed"
-            log.warning("LLM unavailable, answering from passages", extra={"error": f"{type(exc).__name__}: {exc}"})
+            error = f"{type(exc).__name__}: {exc}"
+            # The reason in the message too: a plain-text log shows no extras.
+            log.warning("LLM unavailable (%s), answering from passages", error, extra={"error": error})
         finally:
             # Also when the turn is cancelled mid-stream (then "abandoned").
             match outcome:
