@@ -1,41 +1,215 @@
-"""Splits documents into overlapping, sentence-aligned chunks."""
+"""Structure-aware chunking, sized in the embedding model's tokens.
+
+The parsers hand over text in a small markdown dialect: `#` headings, `- `
+or `1. ` list items, `| a | b |` tables, and rows already written as
+"Column: value; Column: value." (spreadsheets). A chunk never crosses a
+heading and carries its heading path ("Returns › Size exchanges"); a list
+stays with the sentence that leads into it; a table row is never cut and
+names its columns. Sizes are counted in the model's tokens: characters say
+nothing about what the model reads, and what it does not read (past its
+sequence length) it silently drops.
+"""
 
 import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+TokenCounter = Callable[[str], int]
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
-_PARAGRAPH = re.compile(r"\n\s*\n")
+_ABBREVIATION = re.compile(
+    r"(?:\b(?:[ap]\.m|e\.g|i\.e|etc|vs|approx|incl|no|nos|st|mr|mrs|ms|dr|jr|sr|inc|ltd|co|dept|ext|fig)|"
+    r"\b[A-Z](?:\.[A-Z])+)\.$",
+    re.IGNORECASE,
+)
+_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+")
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*$")
+SECTION_SEPARATOR = " › "
+CELL_SEPARATOR = " · "
+_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+_EMPHASIS = re.compile(r"\*\*|__|`")
 
 
 def split_sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
-
-
-def chunk_text(text: str, size: int = 800, overlap: int = 120) -> list[str]:
-    """Packs sentences into chunks of about `size` characters; consecutive
-    chunks share up to `overlap` characters of whole sentences so a fact cut
-    at a boundary still appears whole in one chunk."""
+    """Sentences, not cut after an abbreviation ("by 1 p.m. Pacific Time")."""
     sentences: list[str] = []
-    for paragraph in _PARAGRAPH.split(text):
-        paragraph = " ".join(paragraph.split())
-        for sentence in split_sentences(paragraph):
-            # A sentence longer than a chunk is cut hard rather than dropped.
-            sentences += [sentence[i : i + size] for i in range(0, len(sentence), size)]
-    chunks: list[str] = []
-    current: list[str] = []
-    length = 0
-    for sentence in sentences:
-        if current and length + len(sentence) + 1 > size:
-            chunks.append(" ".join(current))
-            carried: list[str] = []
-            carried_len = 0
-            for previous in reversed(current):
-                if carried_len + len(previous) > overlap:
-                    break
-                carried.insert(0, previous)
-                carried_len += len(previous) + 1
-            current, length = carried, carried_len
-        current.append(sentence)
-        length += len(sentence) + 1
-    if current:
-        chunks.append(" ".join(current))
-    return chunks
+    for piece in _SENTENCE_END.split(text):
+        if not (piece := piece.strip()):
+            continue
+        if sentences and _ABBREVIATION.search(sentences[-1]):
+            sentences[-1] += " " + piece
+        else:
+            sentences.append(piece)
+    return sentences
+
+
+def approximate_tokens(text: str) -> int:
+    """Word pieces of an English text are about 1.3 per word; for callers
+    without the model's tokenizer."""
+    return int(len(text.split()) * 1.3) + 1
+
+
+@dataclass(frozen=True)
+class Passage:
+    section: str
+    """The heading path above the text, "" before the first heading."""
+    text: str
+
+
+@dataclass
+class _Block:
+    text: str
+    whole: bool = False
+    """A table row or a list with its lead-in: cut only if it alone is over size."""
+
+
+@dataclass
+class _Section:
+    path: str
+    blocks: list[_Block] = field(default_factory=list)
+
+
+def _plain(text: str) -> str:
+    """Markdown's inline marks out: the model and the user see the words."""
+    return _EMPHASIS.sub("", _LINK.sub(r"\1", text))
+
+
+def _cells(line: str) -> list[str]:
+    return [_plain(cell).strip() for cell in line.strip().strip("|").split("|")]
+
+
+def _sections(text: str) -> Iterator[_Section]:
+    """The text's sections, each with its blocks: paragraphs, lists (with the
+    paragraph before them when it leads in, ending with ":"), table rows."""
+    headings: list[tuple[int, str]] = []
+    section = _Section("")
+    paragraph: list[str] = []
+    items: list[str] = []
+    header: list[str] | None = None
+
+    def end_paragraph() -> None:
+        if paragraph:
+            section.blocks.append(_Block(_plain(" ".join(" ".join(paragraph).split()))))
+            paragraph.clear()
+
+    def end_list() -> None:
+        if not items:
+            return
+        lead = section.blocks.pop().text if section.blocks and section.blocks[-1].text.endswith(":") else ""
+        listed = "\n".join(f"- {_plain(item)}" for item in items)
+        section.blocks.append(_Block(f"{lead}\n{listed}" if lead else listed, whole=True))
+        items.clear()
+
+    lines = text.splitlines()
+    for number, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped:
+            end_paragraph()
+            continue
+        item = _LIST_ITEM.match(line)
+        if items and not item and line[:1].isspace():
+            items[-1] += " " + stripped  # an item's continuation line
+            continue
+        if not item:
+            end_list()
+        heading = _HEADING.match(stripped)
+        is_row = stripped.startswith("|") and stripped.count("|") >= 2
+        if not is_row:
+            header = None
+        if heading or is_row or item:
+            end_paragraph()
+        if heading:
+            level, title = len(heading.group(1)), heading.group(2)
+            if section.blocks:
+                yield section
+            headings = [(lvl, name) for lvl, name in headings if lvl < level] + [(level, title)]
+            section = _Section(SECTION_SEPARATOR.join(name for _, name in headings))
+        elif is_row:
+            following = lines[number + 1] if number + 1 < len(lines) else ""
+            if header is None and _TABLE_RULE.match(following):
+                header = _cells(stripped)
+            elif not _TABLE_RULE.match(stripped):
+                cells = _cells(stripped)
+                if header:
+                    row = CELL_SEPARATOR.join(f"{h}: {v}" if h else v for h, v in zip(header, cells, strict=False) if v)
+                else:
+                    row = CELL_SEPARATOR.join(c for c in cells if c)
+                if row:
+                    section.blocks.append(_Block(row, whole=True))
+        elif item:
+            items.append(line[item.end() :].strip())
+        else:
+            paragraph.append(stripped)
+    end_paragraph()
+    end_list()
+    if section.blocks:
+        yield section
+
+
+def _packed(units: list[str], count: TokenCounter, limit: int, lead: str = "") -> list[str]:
+    """Units joined into pieces of at most `limit` tokens, each piece led by
+    `lead` (a list's lead-in goes with every part of a long list)."""
+    out: list[str] = []
+    piece: list[str] = [lead] if lead else []
+    floor = len(piece)
+    for unit in units:
+        if len(piece) > floor and count("\n".join([*piece, unit])) > limit:
+            out.append("\n".join(piece))
+            piece = piece[:floor]
+        piece.append(unit)
+    if len(piece) > floor:
+        out.append("\n".join(piece))
+    return out
+
+
+def _pieces(block: _Block, count: TokenCounter, limit: int) -> list[str]:
+    """A block cut to fit: a list by items (each part with the lead-in),
+    prose by sentences, and a sentence longer than a chunk by words."""
+    if count(block.text) <= limit:
+        return [block.text]
+    if block.whole and "\n" in block.text:
+        first, *rest = block.text.split("\n")
+        lead, items = ("", [first, *rest]) if first.startswith("- ") else (first, rest)
+        if count(lead) < limit // 2:
+            return _packed(items, count, limit, lead)
+    out: list[str] = []
+    for unit in split_sentences(block.text.replace("\n", " ")):
+        if count(unit) <= limit:
+            out.append(unit)
+        else:
+            out += [p.replace("\n", " ") for p in _packed(unit.split(), count, limit)]
+    return out
+
+
+def chunk_document(
+    text: str, count: TokenCounter = approximate_tokens, max_tokens: int = 200, overlap_tokens: int = 30
+) -> list[Passage]:
+    """Packs each section's blocks into passages of at most `max_tokens`.
+    Within a section, prose carries up to `overlap_tokens` of whole sentences
+    into the next passage, so a fact cut at a boundary is whole in one."""
+    passages: list[Passage] = []
+    for section in _sections(text):
+        current: list[str] = []
+        size = 0
+        for block in section.blocks:
+            for piece in _pieces(block, count, max_tokens):
+                tokens = count(piece)
+                if current and size + tokens > max_tokens:
+                    passages.append(Passage(section.path, "\n".join(current)))
+                    carried: list[str] = []
+                    carried_size = 0
+                    last = current[-1]
+                    if "\n" not in last and CELL_SEPARATOR not in last:
+                        for sentence in reversed(split_sentences(last)):
+                            if carried_size + count(sentence) > overlap_tokens:
+                                break
+                            carried.insert(0, sentence)
+                            carried_size += count(sentence)
+                    current = [" ".join(carried)] if carried else []
+                    size = carried_size
+                current.append(piece)
+                size += tokens
+        if current:
+            passages.append(Passage(section.path, "\n".join(current)))
+    return passages

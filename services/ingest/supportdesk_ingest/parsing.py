@@ -8,10 +8,12 @@ a fresh process, which then imports only the library its format needs.
 
 import csv
 import io
+import re
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from pathlib import PurePath
+from typing import Any
 
 from supportdesk_ingest.archives import check_zip
 from supportdesk_ingest.errors import ParseLimitExceeded, UnreadableDocument
@@ -19,6 +21,14 @@ from supportdesk_ingest.limits import ParseLimits
 
 DEFAULT_LIMITS = ParseLimits()
 HTML_FEED_CHARS = 64 * 1024
+_DEFAULT_SHEET = re.compile(r"^(Sheet|Feuil|Tabelle|Hoja)\d*$")
+CELL_SEPARATOR = " · "
+# Elements whose text is a paragraph of its own.
+_HTML_BLOCK_TAGS = (
+    "p div section article main header aside blockquote pre dd dt address figcaption caption form fieldset"
+)
+_HTML_BLOCKS = frozenset(_HTML_BLOCK_TAGS.split())
+_HTML_HEADINGS = {f"h{level}": level for level in range(1, 7)}
 # What a corrupt document raises: docx and xlsx are zip archives of XML (a
 # broken one raises zipfile, KeyError, ValueError, or SyntaxError, the base
 # of lxml's and ElementTree's XML errors); text formats raise csv and
@@ -116,9 +126,26 @@ def _docx(data: bytes, limits: ParseLimits, text: _Text) -> None:
     # paragraph and run (~70 µs each: a million paragraphs fit in 130 KB).
     _at_most(body.iter(), limits.max_xml_elements, "XML elements")
     _at_most(body.iterchildren(qn("w:p")), limits.max_paragraphs, "paragraphs")
-    for paragraph in document.paragraphs:
-        if (line := paragraph.text).strip():
-            text.add(line)
+    from docx.table import Table
+
+    for block in document.iter_inner_content():
+        if isinstance(block, Table):
+            _table_as_text([[cell.text for cell in row.cells] for row in block.rows], text)
+        elif line := block.text.strip():
+            style = block.style.name if block.style is not None else ""
+            text.add(_docx_line(line, style or "", block._p.pPr is not None and block._p.pPr.numPr is not None))
+
+
+def _docx_line(line: str, style: str, numbered: bool) -> str:
+    """A paragraph in the chunker's markdown: headings by their level,
+    list paragraphs (by style or numbering) as items."""
+    if style == "Title":
+        return f"# {line}"
+    if style.startswith("Heading ") and style[8:].isdigit():
+        return "#" * min(int(style[8:]), 6) + f" {line}"
+    if numbered or style.startswith("List"):
+        return f"- {line}"
+    return line
 
 
 def _xlsx(data: bytes, limits: ParseLimits, text: _Text) -> None:
@@ -133,6 +160,8 @@ def _xlsx(data: bytes, limits: ParseLimits, text: _Text) -> None:
             # openpyxl would pad every row to it (A1:XFD5000 is 82 million
             # cells from 1.5 KB). Without it each row ends at its last cell.
             sheet.reset_dimensions()
+            if not _DEFAULT_SHEET.match(sheet.title):
+                text.add(f"# {sheet.title}")
             _rows_as_text(budget.non_empty_rows(sheet.iter_rows(values_only=True)), text)
     finally:
         book.close()
@@ -148,9 +177,26 @@ def _rows_as_text(rows: Iterable[list[str]], text: _Text) -> None:
             header = row
             continue
         has_body = True
-        text.add("; ".join(f"{h.strip()}: {v.strip()}" for h, v in zip(header, row, strict=False) if v.strip()) + ".")
+        text.add(CELL_SEPARATOR.join(_named_cells(header, row)))
     if header is not None and not has_body:
         text.add(", ".join(header) + ".")
+
+
+def _named_cells(header: Sequence[str], row: Sequence[str]) -> Iterator[str]:
+    for name, value in zip(header, row, strict=False):
+        if value := " ".join(value.split()):
+            yield f"{name.strip()}: {value}" if name.strip() else value
+
+
+def _table_as_text(rows: list[list[str]], text: _Text) -> None:
+    """A table in a document (docx, html): its rows named by its first row,
+    written out as the chunker keeps them, one row whole."""
+    header = [" ".join(cell.split()) for cell in rows[0]] if rows else []
+    for row in rows[1:]:
+        if named := CELL_SEPARATOR.join(_named_cells(header, row)):
+            text.add(named)
+    if header and len(rows) == 1:
+        text.add(", ".join(header))
 
 
 def _csv(data: bytes, limits: ParseLimits, text: _Text) -> None:
@@ -181,9 +227,54 @@ def _html(data: bytes, limits: ParseLimits, text: _Text) -> None:
     etree.strip_elements(
         root, "script", "style", "nav", "footer", etree.Comment, etree.ProcessingInstruction, with_tail=False
     )
-    for piece in root.itertext():
-        if piece := piece.strip():
-            text.add(piece)
+    _HtmlBlocks(text).walk(root)
+
+
+class _HtmlBlocks:
+    """An HTML tree as the chunker reads text: headings as `#` lines, list
+    items as `- ` lines, table rows named by their header cells, and every
+    other block element a paragraph of its own."""
+
+    def __init__(self, text: _Text) -> None:
+        self.text = text
+        self.inline: list[str] = []
+
+    def flush(self) -> None:
+        if line := " ".join("".join(self.inline).split()):
+            self.text.add(line)
+        self.inline.clear()
+
+    @staticmethod
+    def words(element: Any) -> str:
+        return " ".join("".join(element.itertext()).split())
+
+    def walk(self, element: Any) -> None:
+        tag = element.tag.lower() if isinstance(element.tag, str) else ""
+        if tag in _HTML_HEADINGS or tag in ("li", "table", "br") or tag in _HTML_BLOCKS:
+            self.flush()
+        if tag in _HTML_HEADINGS:
+            if words := self.words(element):
+                self.text.add("#" * _HTML_HEADINGS[tag] + f" {words}")
+        elif tag == "table":
+            rows = [[self.words(cell) for cell in row.iter("td", "th")] for row in element.iter("tr")]
+            _table_as_text([row for row in rows if any(row)], self.text)
+        elif tag == "li":
+            nested = [child for child in element if isinstance(child.tag, str) and child.tag.lower() in ("ul", "ol")]
+            for child in nested:
+                element.remove(child)
+            if words := self.words(element):
+                self.text.add(f"- {words}")
+            for child in nested:
+                self.walk(child)
+        else:
+            if element.text:
+                self.inline.append(element.text)
+            for child in element:
+                self.walk(child)
+                if child.tail:
+                    self.inline.append(child.tail)
+            if tag in _HTML_BLOCKS or tag in ("html", "body"):
+                self.flush()
 
 
 READERS: dict[str, Callable[[bytes, ParseLimits, _Text], None]] = {

@@ -20,7 +20,7 @@ def test_html_drops_scripts() -> None:
 
 def test_csv_rows_name_their_columns() -> None:
     text = extract_text("plans.csv", b"plan,price\nBasic,10 EUR\nPro,30 EUR\n")
-    assert "plan: Pro; price: 30 EUR." in text
+    assert "plan: Pro · price: 30 EUR" in text
 
 
 def test_docx_and_xlsx() -> None:
@@ -37,7 +37,7 @@ def test_docx_and_xlsx() -> None:
     sheet.append(["France", 4])
     buffer = io.BytesIO()
     book.save(buffer)
-    assert "country: France; days: 4." in extract_text("s.xlsx", buffer.getvalue())
+    assert "country: France · days: 4" in extract_text("s.xlsx", buffer.getvalue())
 
 
 @pytest.mark.parametrize(
@@ -53,3 +53,50 @@ def test_docx_and_xlsx() -> None:
 def test_bad_documents_give_a_reason(name: str, data: bytes, reason: str) -> None:
     with pytest.raises(UnreadableDocument, match=reason):
         extract_text(name, data)
+
+
+def test_html_keeps_its_structure_for_the_chunker() -> None:
+    page = b"""<html><body><nav>Home | Shop</nav><h1>Returns</h1><p>You can return <b>most</b> items.</p>
+    <h2>Size exchanges</h2><p>To exchange a size:</p><ul><li>Open your order</li><li>Pick a size</li></ul>
+    <table><tr><th>Plan</th><th>Window</th></tr><tr><td>Basic</td><td>30 days</td></tr></table>
+    <footer>(c) 2026</footer></body></html>"""
+    assert extract_text("returns.html", page).split("\n\n") == [
+        "# Returns",
+        "You can return most items.",
+        "## Size exchanges",
+        "To exchange a size:",
+        "- Open your order",
+        "- Pick a size",
+        "Plan: Basic · Window: 30 days",
+    ]
+
+
+def test_docx_headings_lists_and_tables_are_kept() -> None:
+    document = docx.Document()
+    document.add_heading("Care guide", level=1)
+    document.add_paragraph("To wash a down jacket:")
+    document.add_paragraph("Use a down wash", style="List Bullet")
+    table = document.add_table(rows=2, cols=2)
+    for cell, text in zip(table.rows[0].cells + table.rows[1].cells, ["Item", "Dryer", "Down", "3 hours"], strict=True):
+        cell.text = text
+    buffer = io.BytesIO()
+    document.save(buffer)
+    assert extract_text("care.docx", buffer.getvalue()).split("\n\n") == [
+        "# Care guide",
+        "To wash a down jacket:",
+        "- Use a down wash",
+        "Item: Down · Dryer: 3 hours",
+    ]
+
+
+def test_a_multi_page_pdf_is_read_page_by_page() -> None:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=12)
+    for page in range(1, 4):
+        pdf.add_page()
+        pdf.multi_cell(0, 8, f"Page {page}: the Trail Tested promise covers packs for {page + 2} years.")
+    text = extract_text("promise.pdf", bytes(pdf.output()))
+    for page in range(1, 4):
+        assert f"Page {page}: the Trail Tested promise covers packs for {page + 2} years." in " ".join(text.split())
