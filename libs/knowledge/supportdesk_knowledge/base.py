@@ -2,13 +2,22 @@
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from supportdesk_knowledge.chunking import chunk_text
+from supportdesk_knowledge.chunking import Passage, chunk_document
 from supportdesk_knowledge.embedder import Embedder
 from supportdesk_knowledge.index import Chunk, Hit, KnowledgeIndex, open_client
+from supportdesk_knowledge.keywords import KeywordEncoder
 from supportdesk_knowledge.private import PrivatePassage, encoded, ranked
 from supportdesk_knowledge.settings import KnowledgeSettings
+
+
+def headed(title: str, passage: Passage) -> str:
+    """A chunk as it is embedded: under its document's title and headings, so
+    that a chunk that never names its subject ("takes 3-5 days") still
+    matches questions about it."""
+    heading = " › ".join(part for part in (title, passage.section) if part)
+    return f"{heading}. {passage.text}" if heading else passage.text
 
 
 @dataclass
@@ -16,6 +25,7 @@ class KnowledgeBase:
     settings: KnowledgeSettings
     embedder: Embedder
     index: KnowledgeIndex
+    keywords: KeywordEncoder = field(default_factory=KeywordEncoder)
 
     @classmethod
     async def open(cls, settings: KnowledgeSettings) -> "KnowledgeBase":
@@ -33,15 +43,23 @@ class KnowledgeBase:
     async def close(self) -> None:
         await self.index.client.close()
 
-    async def add_document(self, document_id: str, title: str, text: str) -> int:
-        pieces = chunk_text(text, self.settings.rag_chunk_size, self.settings.rag_chunk_overlap)
-        if not pieces:
+    def chunks_of(self, title: str, text: str) -> list[Passage]:
+        return chunk_document(
+            text,
+            self.embedder.count_tokens,
+            self.settings.rag_chunk_tokens,
+            self.settings.rag_chunk_overlap_tokens,
+        )
+
+    async def add_document(self, document_id: str, title: str, text: str, *, sample: bool = False) -> int:
+        passages = self.chunks_of(title, text)
+        if not passages:
             return 0
-        # The title is embedded with each chunk so that a chunk that never
-        # names its subject ("takes 3-5 days") still matches questions about it.
-        vectors = await self.embedder.encode([f"{title}. {p}" if title else p for p in pieces])
-        chunks = [Chunk(document_id, title, i, p) for i, p in enumerate(pieces)]
-        return await self.index.replace_document(chunks, vectors.tolist())
+        embedded = [headed(title, p) for p in passages]
+        vectors = await self.embedder.encode(embedded)
+        chunks = [Chunk(document_id, title, i, p.text, p.section, sample) for i, p in enumerate(passages)]
+        keywords = [self.keywords.document(text) for text in embedded]
+        return await self.index.replace_document(chunks, vectors.tolist(), keywords)
 
     async def search(
         self, query: str, limit: int, min_score: float, private: Sequence[PrivatePassage] = ()
@@ -49,7 +67,10 @@ class KnowledgeBase:
         """The best passages of the index and of `private` ones (a session's
         attachments), ranked together on the same similarity."""
         vector = (await self.embedder.encode([query]))[0]
-        hits = await self.index.search(vector.tolist(), limit, min_score)
+        keywords = self.keywords.query(query) if self.settings.retrieval_mode == "hybrid" else None
+        hits = await self.index.search(
+            vector.tolist(), limit, min_score, keywords, self.settings.retrieval_keyword_weight
+        )
         if not private:
             return hits
         return sorted([*hits, *ranked(vector, private, limit, min_score)], key=lambda h: h.score, reverse=True)[:limit]
@@ -58,9 +79,9 @@ class KnowledgeBase:
         """A private document's passages (text, encoded vector), cut and
         embedded as the index's chunks are; at most `most` of them (and
         whether some were left out)."""
-        pieces = chunk_text(text, self.settings.rag_chunk_size, self.settings.rag_chunk_overlap)
-        kept = pieces[:most]
+        passages = self.chunks_of(title, text)
+        kept = passages[:most]
         if not kept:
             return [], False
-        vectors = await self.embedder.encode([f"{title}. {p}" if title else p for p in kept])
-        return [(p, encoded(v)) for p, v in zip(kept, vectors, strict=True)], len(pieces) > most
+        vectors = await self.embedder.encode([headed(title, p) for p in kept])
+        return [(p.text, encoded(v)) for p, v in zip(kept, vectors, strict=True)], len(passages) > most

@@ -15,6 +15,7 @@ import httpx
 from qdrant_client import AsyncQdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
+from supportdesk_knowledge.keywords import SparseVector
 from supportdesk_knowledge.settings import KnowledgeSettings
 
 # Chunk point ids derive from (document, position), so indexing the same
@@ -30,6 +31,8 @@ class QdrantUnavailable(RuntimeError):
 
 
 _TRY_AGAIN = (HTTPStatus.REQUEST_TIMEOUT, HTTPStatus.TOO_MANY_REQUESTS)
+KEYWORDS = "keywords"
+DENSE = ""  # the collection's unnamed vector
 
 
 class IndexOutage(ConnectionError):
@@ -57,6 +60,8 @@ class Chunk:
     title: str
     position: int
     text: str
+    section: str = ""
+    sample: bool = False
 
     @property
     def point_id(self) -> str:
@@ -69,8 +74,36 @@ class Hit:
     title: str
     text: str
     score: float
+    """Cosine similarity to the question (whichever signal found the passage):
+    comparable across turns, so thresholds can be calibrated on it."""
     attachment: bool = False
     """From a file the user attached to their conversation, not the knowledge base."""
+    section: str = ""
+    sample: bool = False
+
+
+_SAMPLES = models.Filter(must=[models.FieldCondition(key="sample", match=models.MatchValue(value=True))])
+
+
+def _cosine(query: list[float], stored: Any) -> float:
+    """The stored vector of a point found by its keywords (normalised, as the
+    query is): a list, or the server's {name: list}."""
+    values = stored.get(DENSE) if isinstance(stored, dict) else stored
+    if not isinstance(values, list):
+        return 0.0
+    return float(sum(q * v for q, v in zip(query, values, strict=False)))
+
+
+def _hit(point: models.ScoredPoint, score: float) -> Hit:
+    payload: dict[str, Any] = point.payload or {}
+    return Hit(
+        document_id=str(payload.get("document_id", "")),
+        title=str(payload.get("title", "")),
+        text=str(payload.get("text", "")),
+        score=score,
+        section=str(payload.get("section", "")),
+        sample=bool(payload.get("sample", False)),
+    )
 
 
 def open_client(settings: KnowledgeSettings) -> AsyncQdrantClient:
@@ -85,23 +118,35 @@ class KnowledgeIndex:
         self.collection = collection
         self.dimension = dimension
         self.server = server
+        self.keywords = False
+        """Whether the collection holds keyword vectors (one made before them does not)."""
 
     async def ensure_collection(self) -> None:
         if await self.client.collection_exists(self.collection):
+            info = await self.client.get_collection(self.collection)
+            self.keywords = KEYWORDS in (info.config.params.sparse_vectors or {})
+            if not self.keywords:
+                log.warning("collection %s has no keyword vectors: dense retrieval only", self.collection)
             return
         try:
             await self.client.create_collection(
                 self.collection,
                 vectors_config=models.VectorParams(size=self.dimension, distance=models.Distance.COSINE),
+                # Qdrant weighs each term by its IDF over the collection.
+                sparse_vectors_config={KEYWORDS: models.SparseVectorParams(modifier=models.Modifier.IDF)},
             )
         except UnexpectedResponse as exc:
             # Two pods starting at once both find no collection; the server
             # creates it for one and answers 409 to the other, which is fine.
             if exc.status_code != HTTPStatus.CONFLICT:
                 raise
+        self.keywords = True
         if self.server:  # local mode ignores payload indexes (and warns)
             await self.client.create_payload_index(
                 self.collection, "document_id", field_schema=models.PayloadSchemaType.KEYWORD
+            )
+            await self.client.create_payload_index(
+                self.collection, "sample", field_schema=models.PayloadSchemaType.BOOL
             )
 
     async def ensure_collection_when_up(self, timeout_seconds: float) -> None:
@@ -127,31 +172,43 @@ class KnowledgeIndex:
             must=[models.FieldCondition(key="document_id", match=models.MatchValue(value=document_id))]
         )
 
-    async def replace_document(self, chunks: list[Chunk], vectors: list[list[float]]) -> int:
+    async def replace_document(
+        self, chunks: list[Chunk], vectors: list[list[float]], keywords: list[SparseVector] | None = None
+    ) -> int:
         """Index a document's chunks, removing any chunks of an earlier, longer
         version of it. Returns the chunk count."""
         if not chunks:
             return 0
         document_id = chunks[0].document_id
         async with outage_as_transient():
-            await self._upsert_replacing(document_id, chunks, vectors)
+            await self._upsert_replacing(document_id, chunks, vectors, keywords)
         return len(chunks)
 
-    async def _upsert_replacing(self, document_id: str, chunks: list[Chunk], vectors: list[list[float]]) -> None:
+    def _vectors(self, dense: list[float], keywords: SparseVector | None) -> models.VectorStruct:
+        if keywords is None or not self.keywords:
+            return {DENSE: dense}
+        return {DENSE: dense, KEYWORDS: models.SparseVector(indices=keywords.indices, values=keywords.values)}
+
+    async def _upsert_replacing(
+        self, document_id: str, chunks: list[Chunk], vectors: list[list[float]], keywords: list[SparseVector] | None
+    ) -> None:
+        sparse: list[SparseVector | None] = list(keywords) if keywords is not None else [None] * len(chunks)
         await self.client.upsert(
             self.collection,
             points=[
                 models.PointStruct(
                     id=chunk.point_id,
-                    vector=vector,
+                    vector=self._vectors(vector, terms),
                     payload={
                         "document_id": chunk.document_id,
                         "title": chunk.title,
+                        "section": chunk.section,
                         "position": chunk.position,
                         "text": chunk.text,
+                        "sample": chunk.sample,
                     },
                 )
-                for chunk, vector in zip(chunks, vectors, strict=True)
+                for chunk, vector, terms in zip(chunks, vectors, sparse, strict=True)
             ],
         )
         await self.client.delete(
@@ -170,31 +227,64 @@ class KnowledgeIndex:
                 self.collection, points_selector=models.FilterSelector(filter=self._document_filter(document_id))
             )
 
-    async def count(self, document_id: str | None = None) -> int:
-        result = await self.client.count(
-            self.collection,
-            count_filter=self._document_filter(document_id) if document_id else None,
-            exact=True,
-        )
+    async def delete_samples(self) -> None:
+        async with outage_as_transient():
+            await self.client.delete(self.collection, points_selector=models.FilterSelector(filter=_SAMPLES))
+
+    async def count(self, document_id: str | None = None, *, samples: bool | None = None) -> int:
+        """Chunks of one document, or of all; `samples=False` leaves the
+        sample knowledge out, `True` counts only it."""
+        conditions: models.Filter | None = self._document_filter(document_id) if document_id else None
+        if samples is not None:
+            conditions = _SAMPLES if samples else models.Filter(must_not=_SAMPLES.must)
+        result = await self.client.count(self.collection, count_filter=conditions, exact=True)
         return result.count
 
-    async def search(self, vector: list[float], limit: int, min_score: float) -> list[Hit]:
-        async with outage_as_transient():
-            response = await self.client.query_points(
-                self.collection, query=vector, limit=limit, score_threshold=min_score, with_payload=True
-            )
-        hits = []
-        for point in response.points:
-            payload: dict[str, Any] = point.payload or {}
-            hits.append(
-                Hit(
-                    document_id=str(payload.get("document_id", "")),
-                    title=str(payload.get("title", "")),
-                    text=str(payload.get("text", "")),
-                    score=float(point.score),
+    async def search(
+        self,
+        vector: list[float],
+        limit: int,
+        min_score: float,
+        keywords: SparseVector | None = None,
+        keyword_weight: float = 1.0,
+    ) -> list[Hit]:
+        """The `limit` best passages: by dense similarity alone, or, given the
+        question's `keywords`, by similarity plus `keyword_weight` times the
+        keyword (BM25) score relative to the best one (each over `limit` * 4
+        candidates). Every hit's score is its cosine similarity; those under
+        `min_score` are left out."""
+        hybrid = keywords is not None and self.keywords and bool(keywords.indices)
+        depth = limit * 4 if hybrid else limit
+        requests = [models.QueryRequest(query=vector, limit=depth, with_payload=True)]
+        if hybrid:
+            assert keywords is not None
+            requests.append(
+                models.QueryRequest(
+                    query=models.SparseVector(indices=keywords.indices, values=keywords.values),
+                    using=KEYWORDS,
+                    limit=depth,
+                    with_payload=True,
+                    with_vector=[DENSE],
                 )
             )
-        return hits
+        async with outage_as_transient():
+            responses = await self.client.query_batch_points(self.collection, requests=requests)
+        cosine = {str(p.id): float(p.score) for p in responses[0].points}
+        found = {str(p.id): p for response in responses for p in response.points}
+        matched: dict[str, float] = {}
+        if hybrid:
+            best = max((p.score for p in responses[1].points), default=0.0) or 1.0
+            for point in responses[1].points:
+                key = str(point.id)
+                matched[key] = point.score / best
+                cosine.setdefault(key, _cosine(vector, point.vector))
+        # Relative score fusion: the similarity plus the keyword score scaled
+        # to the best keyword match among the candidates. With two rankings,
+        # rank fusion ties a passage first in one with the one first in the
+        # other; scores keep how far apart they are.
+        fused = {key: cosine[key] + keyword_weight * matched.get(key, 0.0) for key in found}
+        ordered = sorted(fused, key=lambda key: fused[key], reverse=True)
+        return [_hit(found[key], cosine[key]) for key in ordered if cosine[key] >= min_score][:limit]
 
     async def ready(self) -> bool:
         await self.client.get_collections()

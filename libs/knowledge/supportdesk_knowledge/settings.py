@@ -1,3 +1,5 @@
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -21,5 +23,24 @@ class KnowledgeSettings(BaseSettings):
         ge=1,
         description="Threads torch uses for embeddings; match the CPU limit (torch defaults to every core).",
     )
-    rag_chunk_size: int = Field(default=800, ge=100, description="Target characters per chunk.")
-    rag_chunk_overlap: int = Field(default=120, ge=0)
+    rag_chunk_tokens: int = Field(
+        default=180,
+        ge=32,
+        description="Most tokens (the embedding model's word pieces) per chunk; its title and headings come on top, "
+        "and the whole must fit the model's sequence length (256 for all-MiniLM-L6-v2).",
+    )
+    rag_chunk_overlap_tokens: int = Field(
+        default=30, ge=0, description="Whole sentences of prose carried into the next chunk of the same section."
+    )
+    retrieval_mode: Literal["hybrid", "dense"] = Field(
+        default="dense",
+        description="dense: similarity alone; hybrid: similarity plus the keyword (BM25, with word pairs) score "
+        "relative to the best match (keyword vectors are indexed either way). Dense is the default by the eval's "
+        "figures (docs/quality.md).",
+    )
+    retrieval_keyword_weight: float = Field(
+        default=0.2,
+        gt=0,
+        le=2,
+        description="In hybrid retrieval, what the best keyword match adds to a passage's similarity.",
+    )

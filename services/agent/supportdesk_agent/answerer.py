@@ -198,7 +198,10 @@ class TurnAnswerer:
             hits = await self._new_topic(search, previous[-1], follow_up.topic)
         if previous and follow_up.shape is not Shape.NEW_QUESTION and self.rewriter is not None:
             hits = await self._rewritten(search, self.rewriter, turn, follow_up, hits)
-        return [h for h in hits if h.score >= hits[0].score - self.retrieval.relative_margin] if hits else []
+        # In retrieval's order (hybrid ranks by more than similarity), less
+        # the passages far less similar than the most similar one.
+        top = max((h.score for h in hits), default=0.0)
+        return [h for h in hits if h.score >= top - self.retrieval.relative_margin]
 
     async def _rewritten(
         self, search: Search, rewriter: LlmRewriter, turn: TurnRequested, follow_up: FollowUp, by_words: list[Hit]

@@ -90,7 +90,11 @@ class AgentSettings(SessionStateSettings, WorkerSettings):
 
     rag_search_k: int = Field(default=4, ge=1, le=20)
     rag_similarity_threshold: float = Field(
-        default=0.35, ge=0, le=1, description="Passages scoring below this are not relevant."
+        default=0.475,
+        ge=0,
+        le=1,
+        description="Passages less similar to the question than this are not relevant; with none left the agent "
+        "says it does not know. Calibrated on the eval set (docs/quality.md).",
     )
 
     rag_relative_margin: float = Field(

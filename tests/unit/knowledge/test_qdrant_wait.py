@@ -3,6 +3,7 @@ of crash-looping; one that never comes gives a clear error in time."""
 
 import asyncio
 import json
+import re
 
 import pytest
 from qdrant_client import AsyncQdrantClient
@@ -12,13 +13,22 @@ from supportdesk_knowledge.index import KnowledgeIndex, QdrantUnavailable
 
 
 async def late_server(port: int, delay: float) -> asyncio.Server:
-    """After `delay`, answers Qdrant's "does the collection exist" with yes:
-    just enough of its REST API for the start-up check."""
+    """After `delay`, answers as a Qdrant server without the collection:
+    just enough of its REST API for the start-up check and the creation."""
     await asyncio.sleep(delay)
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        body = json.dumps({"result": {"exists": True}, "status": "ok", "time": 0}).encode()
+        head = (await reader.readuntil(b"\r\n\r\n")).decode()
+        length = re.search(r"content-length: (\d+)", head, re.IGNORECASE)
+        await reader.readexactly(int(length.group(1)) if length else 0)
+        path = head.split(" ")[1].split("?")[0]
+        if path.endswith("/exists"):
+            result: object = {"exists": False}
+        elif path.endswith("/index"):
+            result = {"operation_id": 1, "status": "completed"}
+        else:
+            result = True
+        body = json.dumps({"result": result, "status": "ok", "time": 0}).encode()
         head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         writer.write(head.encode() + body)
         await writer.drain()

@@ -1,0 +1,28 @@
+from supportdesk_knowledge.keywords import KeywordEncoder, term_id, terms, with_pairs
+
+
+def test_terms_fold_plurals_and_verb_endings_and_skip_stop_words() -> None:
+    assert terms("What about size exchanges?") == terms("size exchange")
+    assert terms("shipped") == terms("shipping") == terms("ships") == ["ship"]
+    assert terms("How do I reset the password") == ["reset", "password"]
+    assert terms("Class glass") == ["class", "glass"]  # -ss is not a plural
+
+
+def test_numbers_are_terms() -> None:
+    assert terms("Orders over $75 ship in 5-7 days") == ["order", "75", "ship", "5", "7", "day"]
+
+
+def test_a_document_vector_saturates_repeated_terms_and_a_query_counts_each_once() -> None:
+    encoder = KeywordEncoder()
+    vector = encoder.document("ground shipping ground ground")
+    weights = dict(zip(vector.indices, vector.values, strict=True))
+    assert weights[term_id("ground")] > weights[term_id("ship")]
+    assert weights[term_id("ground")] < 3 * weights[term_id("ship")]  # BM25 saturation, not a count
+    query = encoder.query("ground ground shipping?")
+    expected = {term_id("ground"), term_id("ship"), term_id("ground ground"), term_id("ground ship")}
+    assert sorted(query.indices) == sorted(expected)
+    assert query.values == [1.0] * 4
+
+
+def test_neighbouring_words_are_a_term_of_their_own() -> None:
+    assert with_pairs(terms("the Trail Tested promise")) == ["trail", "test", "promis", "trail test", "test promis"]
