@@ -10,7 +10,7 @@ DEV := $(VENV)/.dev
 PIP := PYTHONWARNINGS=ignore $(VENV)/bin/pip --disable-pip-version-check -qq
 PYTEST := HF_HUB_OFFLINE=1 $(PY) -m pytest
 
-.PHONY: install install-dev run test test-unit test-integration test-e2e test-faults fuzz system-packages lint format bench asyncapi clean
+.PHONY: install install-dev run test test-unit test-integration test-e2e test-faults fuzz system-packages lint format bench eval asyncapi clean
 
 # A CPU build of torch first (on these machines a local wheel): plain `torch`
 # would pull several GB of CUDA packages.
@@ -63,6 +63,11 @@ test-faults: $(DEV) system-packages
 
 bench: $(RUNTIME)
 	HF_HUB_OFFLINE=1 $(PY) tools/bench.py
+
+# The knowledge eval (eval/): retrieval and answer quality per retrieval
+# configuration, written to docs/quality.md.
+eval: $(DEV)
+	HF_HUB_OFFLINE=1 $(PY) tools/knowledge_eval.py --write docs/quality.md
 
 lint: $(DEV)
 	$(VENV)/bin/ruff check .
