@@ -54,7 +54,8 @@ def build_corpus(target: Path) -> list[Path]:
     """eval/build.py's, loaded from its file: eval/ is not a package, and
     "build" is also the name of a PyPI package."""
     spec = importlib.util.spec_from_file_location("supportdesk_eval_build", ROOT / "eval" / "build.py")
-    assert spec is not None and spec.loader is not None
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {ROOT / 'eval' / 'build.py'}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     built: list[Path] = module.build_corpus(target)
