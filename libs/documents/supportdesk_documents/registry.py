@@ -1,6 +1,7 @@
 """The document registry in Redis: status of every uploaded document, and the
 uploaded bytes until the ingest worker has indexed them (claim check)."""
 
+import builtins
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -26,9 +27,18 @@ class DocumentRecord:
     updated_at: str
     chunks: int | None = None
     error: str | None = None
+    sample: bool = False
+    """Built-in sample knowledge, not the operator's own."""
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+    def fields(self) -> dict[str, str | int]:
+        """As stored in its Redis hash: no empty fields, no booleans."""
+        stored = {k: v for k, v in self.as_dict().items() if v is not None and k != "sample"}
+        if self.sample:
+            stored["sample"] = 1
+        return stored  # type: ignore[return-value]
 
 
 def _now() -> str:
@@ -55,7 +65,7 @@ class DocumentRegistry:
     ) -> DocumentRecord:
         now = _now()
         record = DocumentRecord(document_id, filename, content_type, len(data), sha256, "queued", now, now)
-        fields = {k: v for k, v in record.as_dict().items() if v is not None}
+        fields = record.fields()
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(self.blob_key(document_id), data, ex=BLOB_TTL_SECONDS)
             pipe.delete(self._key(document_id))
@@ -64,11 +74,13 @@ class DocumentRegistry:
             await pipe.execute()
         return record
 
-    async def register_builtin(self, document_id: str, filename: str, sha256: str, size: int, chunks: int) -> None:
-        """Records a document indexed without an upload (the sample knowledge)."""
+    async def register_sample(self, document_id: str, filename: str, sha256: str, size: int, chunks: int) -> None:
+        """Records a sample document, indexed without an upload."""
         now = _now()
-        record = DocumentRecord(document_id, filename, "text/plain", size, sha256, "indexed", now, now, chunks)
-        fields = {k: v for k, v in record.as_dict().items() if v is not None}
+        record = DocumentRecord(
+            document_id, filename, "text/plain", size, sha256, "indexed", now, now, chunks, sample=True
+        )
+        fields = record.fields()
         await self.redis.hset(self._key(document_id), mapping=fields)  # type: ignore[arg-type,misc]
         await self.redis.zadd(self._index, {document_id: datetime.now(UTC).timestamp()})
 
@@ -113,6 +125,7 @@ class DocumentRegistry:
             updated_at=f["updated_at"],
             chunks=int(f["chunks"]) if "chunks" in f else None,
             error=f.get("error"),
+            sample=f.get("sample") == "1",
         )
 
     async def get(self, document_id: str) -> DocumentRecord | None:
@@ -126,6 +139,15 @@ class DocumentRegistry:
                     pipe.hgetall(self._key(as_text(document_id)))
             raws = await pipe.execute()
         return [r for r in map(self._record, raws) if r is not None]
+
+    async def samples(self) -> builtins.list[str]:
+        """The ids of the sample documents listed."""
+        found: builtins.list[str] = []
+        offset = 0
+        while page := await self.list(500, offset):
+            found += [r.document_id for r in page if r.sample]
+            offset += len(page)
+        return found
 
     async def remove(self, document_id: str) -> bool:
         removed = await self.redis.delete(self._key(document_id), self.blob_key(document_id))

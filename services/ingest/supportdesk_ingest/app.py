@@ -24,7 +24,7 @@ def ingest_component(
     Documents are parsed in a child process per document unless `parser` says otherwise."""
     registry = DocumentRegistry(redis, settings.redis_key_prefix)
     parser = parser or ParseSandbox(settings.parse_limits)
-    indexer = Indexer(knowledge, registry, parser)
+    indexer = Indexer(knowledge, registry, parser, settings.sample_knowledge_retires)
     attachments = SessionAttachments(redis, SessionCipher(settings.encryption_keys), settings.redis_key_prefix)
     reader = AttachmentReader(knowledge, attachments, parser, settings.attachment_max_passages)
     component = Component(

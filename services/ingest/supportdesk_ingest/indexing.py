@@ -29,10 +29,15 @@ class DocumentParser(Protocol):
 
 
 class Indexer:
-    def __init__(self, kb: KnowledgeBase, registry: DocumentRegistry, parser: DocumentParser) -> None:
+    def __init__(
+        self, kb: KnowledgeBase, registry: DocumentRegistry, parser: DocumentParser, samples_retire: bool = True
+    ) -> None:
+        """With `samples_retire`, the sample knowledge leaves the index and the
+        document list once an own document is indexed."""
         self.kb = kb
         self.registry = registry
         self.parser = parser
+        self.samples_retire = samples_retire
 
     async def uploaded(self, event: DocumentUploaded) -> None:
         data = await self.registry.blob(event.document_id)
@@ -55,6 +60,19 @@ class Indexer:
         chunks = await self.kb.add_document(event.document_id, title_of(event.filename), text)
         await self.registry.mark(event.document_id, "indexed", chunks=chunks)
         log.info("document indexed", extra={"document_id": event.document_id, "chunks": chunks})
+        if self.samples_retire and chunks:
+            await self.retire_samples()
+
+    async def retire_samples(self) -> None:
+        """The sample knowledge out of the index and the document list (the
+        index first: a sample listed but not searched is harmless, the
+        reverse is not)."""
+        if await self.kb.index.count(samples=True) == 0:
+            return
+        await self.kb.index.delete_samples()
+        for document_id in await self.registry.samples():
+            await self.registry.remove(document_id)
+        log.info("sample knowledge removed: the operator's own documents are indexed")
 
     async def given_up(self, event: DocumentUploaded, reason: str) -> None:
         # The bytes stay (24 h): replaying the dead letter indexes it once the dependency is back.
@@ -70,15 +88,18 @@ class Indexer:
         await self.registry.remove(event.document_id)
 
     async def load_samples(self) -> int:
-        """Index the sample knowledge, unless the index already holds anything."""
+        """Index the sample knowledge into an index that holds no own
+        documents (and no samples yet)."""
         if await self.kb.index.count() > 0:
+            if self.samples_retire and await self.kb.index.count(samples=False) > 0:
+                await self.retire_samples()  # own documents came while this worker was away
             return 0
         for title, body in sample_documents():
             data = body.encode()
             sha = hashlib.sha256(data).hexdigest()
             document_id = document_id_for(sha)
-            chunks = await self.kb.add_document(document_id, title, body)
-            await self.registry.register_builtin(document_id, f"{title}.txt", sha, len(data), chunks)
+            chunks = await self.kb.add_document(document_id, title, body, sample=True)
+            await self.registry.register_sample(document_id, f"{title}.txt", sha, len(data), chunks)
         log.info("sample knowledge indexed", extra={"documents": len(sample_documents())})
         return len(sample_documents())
 

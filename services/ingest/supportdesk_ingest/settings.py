@@ -17,6 +17,11 @@ class IngestSettings(SessionStateSettings, WorkerSettings):
     load_sample_knowledge: bool | None = Field(
         default=None, description="Index the built-in sample documents into an empty index; default: in development."
     )
+    sample_knowledge_retires: bool = Field(
+        default=True,
+        description="Remove the sample knowledge (index and document list) once the operator's first own "
+        "document is indexed, so that it never answers beside the operator's documents unnoticed.",
+    )
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
     attachment_max_passages: int = Field(
         default=100,

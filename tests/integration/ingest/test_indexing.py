@@ -25,7 +25,7 @@ LONG = " ".join(f"Section {i}: the warehouse in region {i} ships parcels on week
 
 @pytest.fixture
 async def kb(qdrant_path: str, embedder: Embedder) -> AsyncIterator[KnowledgeBase]:
-    settings = KnowledgeSettings(qdrant_path=qdrant_path, rag_chunk_size=200, rag_chunk_overlap=0)
+    settings = KnowledgeSettings(qdrant_path=qdrant_path, rag_chunk_tokens=48, rag_chunk_overlap_tokens=0)
     index = KnowledgeIndex(open_client(settings), settings.qdrant_collection, embedder.dimension, server=False)
     await index.ensure_collection()
     kb = KnowledgeBase(settings, embedder, index)
@@ -77,3 +77,34 @@ async def test_a_shorter_version_leaves_no_stale_chunks(kb: KnowledgeBase) -> No
     assert long_chunks > short_chunks == 1
     assert await kb.index.count("doc") == 1
     assert all("region 42" not in h.text for h in await kb.search("region 42 warehouse", 10, 0.0))
+
+
+async def test_sample_knowledge_is_marked_and_leaves_when_the_first_own_document_is_indexed(
+    kb: KnowledgeBase, redis: Redis, unique: str
+) -> None:
+    registry = DocumentRegistry(redis, unique)
+    indexer = Indexer(kb, registry, ParseSandbox(ParseLimits()))
+    loaded = await indexer.load_samples()
+    assert loaded > 0
+    listed = await registry.list()
+    assert len(listed) == loaded
+    assert all(r.sample for r in listed)
+    assert all(h.sample for h in await kb.search("How long does shipping take?", 4, 0.0))
+    assert await indexer.load_samples() == 0, "loaded once"
+
+    gift = await upload(indexer, registry, "gift-cards.txt", GIFT_CARDS.encode())
+
+    assert await kb.index.count(samples=True) == 0
+    assert await kb.index.count() == await kb.index.count(gift)
+    assert [(r.document_id, r.sample) for r in await registry.list()] == [(gift, False)]
+    assert all(not h.sample for h in await kb.search("How long does shipping take?", 4, 0.0))
+    assert await indexer.load_samples() == 0, "never again beside own documents"
+
+
+async def test_sample_knowledge_stays_when_told_to(kb: KnowledgeBase, redis: Redis, unique: str) -> None:
+    registry = DocumentRegistry(redis, unique)
+    indexer = Indexer(kb, registry, ParseSandbox(ParseLimits()), samples_retire=False)
+    loaded = await indexer.load_samples()
+    await upload(indexer, registry, "gift-cards.txt", GIFT_CARDS.encode())
+    assert len(await registry.samples()) == loaded
+    assert await kb.index.count(samples=True) >= loaded

@@ -176,6 +176,11 @@ class DocumentInfo(BaseModel):
     updated_at: datetime
     chunks: int | None = None
     error: str | None = None
+    sample: bool = Field(
+        default=False,
+        description="Built-in sample knowledge (a development install's), not the operator's own; removed once "
+        "the first own document is indexed (SAMPLE_KNOWLEDGE_RETIRES).",
+    )
 
 
 class AttachmentInfo(BaseModel):
