@@ -15,6 +15,7 @@ from faststream.specification import AsyncAPI
 from supportdesk_contracts.events import (
     DeadLetterEvent,
     DocumentEvent,
+    DocumentStatusChanged,
     InboundEvent,
     OutboundEvent,
     SessionEscalated,
@@ -27,7 +28,13 @@ CHANNELS: list[tuple[str, Any, str]] = [
     ("agent_turns", TurnRequested, "Turns waiting for the agent, with the conversation so far."),
     ("chat_outbound", OutboundEvent, "Frames for clients; every gateway replica reads all of it."),
     ("escalations", SessionEscalated, "Sessions handed to a human agent."),
-    ("document_uploads", DocumentEvent, "Documents to index or remove."),
+    (
+        "document_uploads",
+        DocumentEvent,
+        "Documents to index or remove: the gateway's uploads, and any producer's (inline content or a reference; "
+        "see DocumentUploaded and docs/documents-topic.md).",
+    ),
+    ("document_status", DocumentStatusChanged, "Outcomes of indexing, keyed by document id."),
     ("dead_letters", DeadLetterEvent, "Events a consumer gave up on, with the reason; and the replays of them."),
 ]
 

@@ -5,7 +5,7 @@ model and rejects unknown ones to the dead-letter topic.
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from supportdesk_contracts.envelope import Event, SessionEvent
 
@@ -35,6 +35,8 @@ class Source(BaseModel):
         description="From a file the user attached to this conversation (document_id is the attachment's id),"
         " not from the knowledge base.",
     )
+    url: str | None = Field(default=None, description="Where the original document is, as its producer said.")
+    metadata: dict[str, str] = Field(default_factory=dict, description="The document's labels, as its producer set.")
 
 
 class HistoryTurn(BaseModel):
@@ -207,20 +209,89 @@ DOCUMENT_EXTENSIONS = (".pdf", ".docx", ".txt", ".md", ".html", ".htm", ".csv", 
 """File types the gateway accepts and the ingest worker can read."""
 
 
-class DocumentUploaded(Event):
-    """An operator uploaded a document; its bytes wait under ``blob_key``.
+INLINE_CONTENT_BYTES = 700 * 1024
+"""The most bytes a document may carry inline (base64 on top: under a Kafka
+message's default 1 MB)."""
+DOCUMENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$"
 
-    The bytes travel beside the event (claim check) because Kafka messages are
-    capped near 1 MB and uploads may be 10 MB.
+
+class DocumentUploaded(Event):
+    """A document to index: from the gateway (an operator's upload) or from
+    any other producer (a CMS, a help-centre export, a data pipeline).
+
+    Its bytes come in exactly one of three ways: `blob_key` (the gateway's
+    claim check in Redis: uploads may be 10 MB, a Kafka message is capped
+    near 1 MB), `content_base64` (inline, up to 700 KB), or `source` (a
+    reference the ingest worker fetches: `https://` or `http://`, or `file://`
+    under the shared root it is configured with). Publishing the same
+    `document_id` again replaces the document; the outcome is published on
+    the documents.status topic. Key messages by `document_id`.
     """
 
     event_type: Literal["document.uploaded"] = "document.uploaded"
-    document_id: str = Field(description="Derived from the content hash, so re-uploads replace.")
-    filename: str
-    content_type: str
-    size: int = Field(ge=0)
-    sha256: str
-    blob_key: str = Field(description="Redis key holding the raw bytes until indexed.")
+    document_id: str = Field(
+        pattern=DOCUMENT_ID_PATTERN,
+        description="The document's stable id: the same id again replaces it. The gateway derives it from the "
+        "content hash; other producers choose their own (e.g. `cms:page-42`).",
+        examples=["cms:returns-policy"],
+    )
+    filename: str = Field(
+        min_length=1,
+        max_length=255,
+        description="Its name; the extension says the format (" + ", ".join(DOCUMENT_EXTENSIONS) + ").",
+        examples=["returns-policy.html"],
+    )
+    content_type: str = "application/octet-stream"
+    size: int | None = Field(default=None, ge=0, description="Bytes, when known; checked when given.")
+    sha256: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$", description="Hex SHA-256 of the bytes, when known; checked when given."
+    )
+    blob_key: str | None = Field(default=None, description="The gateway's: a Redis key holding the bytes.")
+    content_base64: str | None = Field(
+        default=None, max_length=(INLINE_CONTENT_BYTES * 4) // 3 + 4, description="The bytes, inline, base64."
+    )
+    source: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="Where the ingest worker fetches the bytes: https://, http:// or file:// (under its shared "
+        "root). Private and loopback addresses are refused unless the worker allows them.",
+        examples=["https://help.example.com/export/returns-policy.html"],
+    )
+    title: str | None = Field(
+        default=None, max_length=300, description="Shown in citations; the file name without extension when unset."
+    )
+    source_url: str | None = Field(
+        default=None, max_length=2048, description="Where a reader finds the original; shown in citations."
+    )
+    metadata: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=20,
+        description="Up to 20 short labels (e.g. product, language), kept with every chunk and shown in citations.",
+    )
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> "DocumentUploaded":
+        given = [name for name in ("blob_key", "content_base64", "source") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"exactly one of blob_key, content_base64 and source is needed, not {given or 'none'}")
+        for key, value in self.metadata.items():
+            if len(key) > 64 or len(value) > 256:
+                raise ValueError("metadata keys are at most 64 characters and values at most 256")
+        return self
+
+
+DocumentStatus = Literal["queued", "processing", "indexed", "failed"]
+
+
+class DocumentStatusChanged(Event):
+    """A document's indexing ended (or began): what producers of
+    documents.uploads follow on documents.status, keyed by `document_id`."""
+
+    event_type: Literal["document.status"] = "document.status"
+    document_id: str
+    status: DocumentStatus
+    chunks: int | None = Field(default=None, description="With `indexed`: the chunks in the index.")
+    error: str | None = Field(default=None, description="With `failed`: why.")
 
 
 class DocumentDeleted(Event):

@@ -48,6 +48,12 @@ class Topics:
         return self._name("documents.uploads")
 
     @property
+    def document_status(self) -> str:
+        """Outcomes of indexing (indexed with the chunk count, or failed with
+        the reason), for whoever produced the documents."""
+        return self._name("documents.status")
+
+    @property
     def dead_letters(self) -> str:
         """Events no consumer could process, with the reason."""
         return self._name("deadletter")
@@ -59,5 +65,6 @@ class Topics:
             self.chat_outbound,
             self.escalations,
             self.document_uploads,
+            self.document_status,
             self.dead_letters,
         )

@@ -84,6 +84,23 @@ class DocumentRegistry:
         await self.redis.hset(self._key(document_id), mapping=fields)  # type: ignore[arg-type,misc]
         await self.redis.zadd(self._index, {document_id: datetime.now(UTC).timestamp()})
 
+    async def register(self, document_id: str, filename: str, content_type: str) -> bool:
+        """Records a document that came without the gateway (another producer
+        on the upload topic), unless it is recorded already. True if new."""
+        now = _now()
+        record = DocumentRecord(document_id, filename, content_type, 0, "", "queued", now, now)
+        created = await self.redis.hsetnx(self._key(document_id), "document_id", document_id)  # type: ignore[misc]
+        if not created:
+            return False
+        await self.redis.hset(self._key(document_id), mapping=record.fields())  # type: ignore[arg-type,misc]
+        await self.redis.zadd(self._index, {document_id: datetime.now(UTC).timestamp()})
+        return True
+
+    async def describe(self, document_id: str, size: int, sha256: str) -> None:
+        """The size and hash of bytes that were fetched or sent inline."""
+        if await self.redis.exists(self._key(document_id)):
+            await self.redis.hset(self._key(document_id), mapping={"size": size, "sha256": sha256})  # type: ignore[misc]
+
     async def blob(self, document_id: str) -> bytes | None:
         data = await self.redis.get(self.blob_key(document_id))
         return data.encode() if isinstance(data, str) else data

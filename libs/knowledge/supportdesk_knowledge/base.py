@@ -1,7 +1,7 @@
 """The knowledge base: embedder plus index, opened once per process."""
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from supportdesk_knowledge.chunking import Passage, chunk_document
@@ -51,13 +51,25 @@ class KnowledgeBase:
             self.settings.rag_chunk_overlap_tokens,
         )
 
-    async def add_document(self, document_id: str, title: str, text: str, *, sample: bool = False) -> int:
+    async def add_document(
+        self,
+        document_id: str,
+        title: str,
+        text: str,
+        *,
+        sample: bool = False,
+        url: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> int:
+        """Indexes a document's chunks in place of its earlier version's;
+        `url` and `metadata` travel with every chunk into citations."""
         passages = self.chunks_of(title, text)
         if not passages:
             return 0
         embedded = [headed(title, p) for p in passages]
         vectors = await self.embedder.encode(embedded)
-        chunks = [Chunk(document_id, title, i, p.text, p.section, sample) for i, p in enumerate(passages)]
+        labels = dict(metadata or {})
+        chunks = [Chunk(document_id, title, i, p.text, p.section, sample, url, labels) for i, p in enumerate(passages)]
         keywords = [self.keywords.document(text) for text in embedded]
         return await self.index.replace_document(chunks, vectors.tolist(), keywords)
 

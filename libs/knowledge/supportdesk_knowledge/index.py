@@ -7,7 +7,7 @@ import logging
 import random
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
@@ -62,6 +62,8 @@ class Chunk:
     text: str
     section: str = ""
     sample: bool = False
+    url: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
 
     @property
     def point_id(self) -> str:
@@ -80,6 +82,8 @@ class Hit:
     """From a file the user attached to their conversation, not the knowledge base."""
     section: str = ""
     sample: bool = False
+    url: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 _SAMPLES = models.Filter(must=[models.FieldCondition(key="sample", match=models.MatchValue(value=True))])
@@ -103,6 +107,8 @@ def _hit(point: models.ScoredPoint, score: float) -> Hit:
         score=score,
         section=str(payload.get("section", "")),
         sample=bool(payload.get("sample", False)),
+        url=str(payload["url"]) if payload.get("url") else None,
+        metadata={str(k): str(v) for k, v in (payload.get("metadata") or {}).items()},
     )
 
 
@@ -206,6 +212,8 @@ class KnowledgeIndex:
                         "position": chunk.position,
                         "text": chunk.text,
                         "sample": chunk.sample,
+                        **({"url": chunk.url} if chunk.url else {}),
+                        **({"metadata": chunk.metadata} if chunk.metadata else {}),
                     },
                 )
                 for chunk, vector, terms in zip(chunks, vectors, sparse, strict=True)

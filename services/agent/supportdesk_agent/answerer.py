@@ -86,6 +86,8 @@ def sources_of(hits: Sequence[Hit], answer: str = "") -> list[Source]:
                 score=round(hit.score, 4),
                 ref=len(sources) + 1,
                 attachment=hit.attachment,
+                url=hit.url,
+                metadata=hit.metadata,
             )
         )
     used = cited(answer, len(sources))

@@ -1,6 +1,8 @@
 """Wiring of the ingest worker: the one place its clients meet its handlers."""
 
-from faststream.kafka import KafkaBroker
+from pathlib import Path
+
+from faststream.kafka import KafkaBroker, KafkaRouter
 from redis.asyncio import Redis
 
 from supportdesk_documents.registry import DocumentRegistry
@@ -8,6 +10,7 @@ from supportdesk_ingest.handlers import build_router
 from supportdesk_ingest.indexing import AttachmentReader, DocumentParser, Indexer
 from supportdesk_ingest.sandbox import ParseSandbox
 from supportdesk_ingest.settings import IngestSettings
+from supportdesk_ingest.sources import DocumentSources, SourcePolicy
 from supportdesk_knowledge.base import KnowledgeBase
 from supportdesk_platform.kafka import TopicProvisioner
 from supportdesk_platform.lifecycle import Component, Service
@@ -24,12 +27,28 @@ def ingest_component(
     Documents are parsed in a child process per document unless `parser` says otherwise."""
     registry = DocumentRegistry(redis, settings.redis_key_prefix)
     parser = parser or ParseSandbox(settings.parse_limits)
-    indexer = Indexer(knowledge, registry, parser, settings.sample_knowledge_retires)
+    router = KafkaRouter()
+    # Outcomes for producers of the upload topic to follow.
+    statuses = router.publisher(settings.topics.document_status, title="ingest:status")
+    policy = SourcePolicy(
+        max_bytes=settings.max_document_bytes,
+        shared_root=Path(settings.shared_root) if settings.shared_root else None,
+        timeout_seconds=settings.fetch_timeout_seconds,
+        allow_private=settings.fetch_allow_private,
+    )
+    indexer = Indexer(
+        knowledge,
+        registry,
+        parser,
+        settings.sample_knowledge_retires,
+        sources=DocumentSources(registry, policy),
+        statuses=statuses,
+    )
     attachments = SessionAttachments(redis, SessionCipher(settings.encryption_keys), settings.redis_key_prefix)
     reader = AttachmentReader(knowledge, attachments, parser, settings.attachment_max_passages)
     component = Component(
         "ingest",
-        router=build_router(settings, indexer, reader),
+        router=build_router(settings, indexer, reader, router),
         checks={"redis": redis_check(redis), "qdrant": knowledge.index.ready},
     )
     if settings.wants_samples:

@@ -11,9 +11,13 @@ from supportdesk_platform.kafka import DeadLetters, RetryPolicy, subscribe_event
 _DOCUMENT = TypeAdapter[DocumentEvent](DocumentEvent)
 
 
-def build_router(settings: IngestSettings, indexer: Indexer, reader: AttachmentReader) -> KafkaRouter:
+def build_router(
+    settings: IngestSettings, indexer: Indexer, reader: AttachmentReader, router: KafkaRouter | None = None
+) -> KafkaRouter:
+    """Subscribes on `router` (a new one if not given: one whose publishers
+    the indexer already holds)."""
     topics = settings.topics
-    router = KafkaRouter()
+    router = router or KafkaRouter()
 
     async def given_up(event: object, reason: str) -> None:
         # Never left `processing` (or `queued`) for good: the status says why.

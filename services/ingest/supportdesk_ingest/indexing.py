@@ -5,16 +5,18 @@ import logging
 from pathlib import PurePath
 from typing import Protocol
 
-from supportdesk_contracts.events import AttachmentUploaded, DocumentDeleted, DocumentUploaded
-from supportdesk_documents.registry import DocumentRegistry, document_id_for
+from supportdesk_contracts.events import AttachmentUploaded, DocumentDeleted, DocumentStatusChanged, DocumentUploaded
+from supportdesk_documents.registry import DocumentRegistry, Status, document_id_for
 from supportdesk_ingest.errors import UnreadableDocument
 from supportdesk_ingest.samples import sample_documents
+from supportdesk_ingest.sources import DocumentSources, SourcePolicy
 from supportdesk_knowledge.base import KnowledgeBase
-from supportdesk_platform.kafka import TRANSIENT_ERRORS
+from supportdesk_platform.kafka import TRANSIENT_ERRORS, Publisher
 from supportdesk_sessions.attachments import AttachmentRecord, Passage, SessionAttachments
 from supportdesk_sessions.cipher import SessionDecryptError
 
 log = logging.getLogger(__name__)
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 
 
 def title_of(filename: str) -> str:
@@ -30,38 +32,94 @@ class DocumentParser(Protocol):
 
 class Indexer:
     def __init__(
-        self, kb: KnowledgeBase, registry: DocumentRegistry, parser: DocumentParser, samples_retire: bool = True
+        self,
+        kb: KnowledgeBase,
+        registry: DocumentRegistry,
+        parser: DocumentParser,
+        samples_retire: bool = True,
+        *,
+        sources: DocumentSources | None = None,
+        statuses: Publisher | None = None,
     ) -> None:
         """With `samples_retire`, the sample knowledge leaves the index and the
-        document list once an own document is indexed."""
+        document list once an own document is indexed. `sources` reads a
+        document's bytes however they came (the gateway's claim check only,
+        without it); `statuses`, if given, hears every status change."""
         self.kb = kb
         self.registry = registry
         self.parser = parser
         self.samples_retire = samples_retire
+        self.sources = sources or DocumentSources(registry, SourcePolicy(max_bytes=DEFAULT_MAX_BYTES))
+        self.statuses = statuses
+
+    async def _mark(
+        self, event: DocumentUploaded, status: Status, *, chunks: int | None = None, error: str | None = None
+    ) -> None:
+        await self.registry.mark(event.document_id, status, chunks=chunks, error=error)
+        if self.statuses is not None:
+            changed = DocumentStatusChanged(
+                **event.caused(), document_id=event.document_id, status=status, chunks=chunks, error=error
+            )
+            await self.statuses.publish(changed, key=event.document_id.encode())
 
     async def uploaded(self, event: DocumentUploaded) -> None:
-        data = await self.registry.blob(event.document_id)
-        if data is None:
-            await self.registry.mark(event.document_id, "failed", error="the uploaded bytes expired before indexing")
+        if event.blob_key is None:
+            # From another producer: its status record starts here.
+            await self.registry.register(event.document_id, event.filename, event.content_type)
+        elif await self.registry.get(event.document_id) is None:
+            return  # deleted before it was indexed
+        try:
+            data = await self.sources.read(event)
+        except UnreadableDocument as exc:
+            await self._refused(event, str(exc))
             return
-        if hashlib.sha256(data).hexdigest() != event.sha256:
-            await self.registry.mark(event.document_id, "failed", error="the uploaded bytes do not match their hash")
+        sha = hashlib.sha256(data).hexdigest()
+        if event.sha256 is not None and sha != event.sha256:
+            await self._refused(event, "the bytes do not match their sha256")
             return
-        await self.registry.mark(event.document_id, "processing")
+        if event.size is not None and len(data) != event.size:
+            await self._refused(event, f"{len(data):,} bytes arrived, not the {event.size:,} announced")
+            return
+        if event.blob_key is None:
+            await self.registry.describe(event.document_id, len(data), sha)
+        await self._mark(event, "processing")
         try:
             text = await self.parser.extract_text(event.filename, data)
         except UnreadableDocument as exc:
             # Final, whatever the reason (a limit, a crash of the parser): the
             # message is acknowledged, since parsing the same bytes again
             # would end the same way.
-            await self.registry.mark(event.document_id, "failed", error=str(exc))
-            log.info("document refused", extra={"document_id": event.document_id, "reason": str(exc)})
+            await self._refused(event, str(exc))
             return
-        chunks = await self.kb.add_document(event.document_id, title_of(event.filename), text)
-        await self.registry.mark(event.document_id, "indexed", chunks=chunks)
+        chunks = await self.kb.add_document(
+            event.document_id,
+            event.title or title_of(event.filename),
+            text,
+            url=event.source_url,
+            metadata=event.metadata,
+        )
+        await self._mark(event, "indexed", chunks=chunks)
         log.info("document indexed", extra={"document_id": event.document_id, "chunks": chunks})
         if self.samples_retire and chunks:
             await self.retire_samples()
+
+    async def _refused(self, event: DocumentUploaded, reason: str) -> None:
+        await self._mark(event, "failed", error=reason)
+        log.info("document refused", extra={"document_id": event.document_id, "reason": reason})
+
+    async def given_up(self, event: DocumentUploaded, reason: str) -> None:
+        # The bytes stay (24 h): replaying the dead letter indexes it once the dependency is back.
+        error = f"not indexed: {reason}; upload it again or replay its dead letter"
+        await self.registry.mark(event.document_id, "failed", error=error, keep_bytes=True)
+        if self.statuses is not None:
+            failed = DocumentStatusChanged(
+                **event.caused(), document_id=event.document_id, status="failed", error=error
+            )
+            await self.statuses.publish(failed, key=event.document_id.encode())
+
+    async def deleted(self, event: DocumentDeleted) -> None:
+        await self.kb.index.delete_document(event.document_id)
+        await self.registry.remove(event.document_id)
 
     async def retire_samples(self) -> None:
         """The sample knowledge out of the index and the document list (the
@@ -73,19 +131,6 @@ class Indexer:
         for document_id in await self.registry.samples():
             await self.registry.remove(document_id)
         log.info("sample knowledge removed: the operator's own documents are indexed")
-
-    async def given_up(self, event: DocumentUploaded, reason: str) -> None:
-        # The bytes stay (24 h): replaying the dead letter indexes it once the dependency is back.
-        await self.registry.mark(
-            event.document_id,
-            "failed",
-            error=f"not indexed: {reason}; upload it again or replay its dead letter",
-            keep_bytes=True,
-        )
-
-    async def deleted(self, event: DocumentDeleted) -> None:
-        await self.kb.index.delete_document(event.document_id)
-        await self.registry.remove(event.document_id)
 
     async def load_samples(self) -> int:
         """Index the sample knowledge into an index that holds no own

@@ -76,6 +76,28 @@ class IngestSettings(SessionStateSettings, WorkerSettings):
         description="Highest unpacked:packed ratio of a docx or xlsx archive, and of each of its entries over 1 MB.",
     )
 
+    max_document_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=1,
+        alias="INGEST_MAX_DOCUMENT_BYTES",
+        description="Largest document taken from the upload topic (inline or fetched), as the gateway's uploads.",
+    )
+    shared_root: str | None = Field(
+        default=None,
+        alias="INGEST_SHARED_ROOT",
+        description="A folder (a shared volume) under which producers may reference documents as file://; "
+        "file:// is refused when unset.",
+    )
+    fetch_timeout_seconds: float = Field(
+        default=30, gt=0, alias="INGEST_FETCH_TIMEOUT_SECONDS", description="For a document fetched over HTTP."
+    )
+    fetch_allow_private: bool = Field(
+        default=False,
+        alias="INGEST_FETCH_ALLOW_PRIVATE",
+        description="Fetch documents from private, loopback and link-local addresses too (refused by default: "
+        "a producer could otherwise make the worker read internal services).",
+    )
+
     @property
     def wants_samples(self) -> bool:
         if self.load_sample_knowledge is None:

@@ -71,7 +71,15 @@ MEASURED_RSS_MIB = {
 }
 MODEL_LOADERS = ("agent", "ingest")
 PUBLIC_PATHS = {"/", "/api", "/ws", "/docs", "/openapi.json"}
-TOPICS = ("chat.inbound", "chat.outbound", "agent.turns", "sessions.escalations", "documents.uploads", "deadletter")
+TOPICS = (
+    "chat.inbound",
+    "chat.outbound",
+    "agent.turns",
+    "sessions.escalations",
+    "documents.uploads",
+    "documents.status",
+    "deadletter",
+)
 DAY_MS = 24 * 3600 * 1000
 PRESTOP_SECONDS = 5
 SHUTDOWN_MARGIN_SECONDS = 10

@@ -1,0 +1,148 @@
+"""The upload topic as a public interface: documents published by another
+producer (the example in docs/examples/publish_document.py, plain aiokafka
+and JSON) are indexed by the real ingest worker from inline content, a
+file:// reference under the shared root and an http:// reference; their
+title, URL and labels reach the hits; the outcome is published on the
+status topic; what the worker must refuse ends `failed` with the reason."""
+
+import asyncio
+import http.server
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from supportdesk_documents.registry import DocumentRegistry
+from supportdesk_ingest.app import build_worker
+from supportdesk_ingest.settings import IngestSettings
+from supportdesk_knowledge.base import KnowledgeBase
+from supportdesk_knowledge.embedder import Embedder
+from supportdesk_knowledge.index import KnowledgeIndex, open_client
+from supportdesk_knowledge.settings import KnowledgeSettings
+
+pytestmark = pytest.mark.integration
+
+EXAMPLE = Path(__file__).parents[3] / "docs" / "examples" / "publish_document.py"
+RETURNS = "# Returns\n\n## Size exchanges\n\nSwap boots for another size within 45 days, free of charge.\n"
+RENTALS = "Rental gear is due back before closing time on the last day; a late day costs one extra day's rate."
+STORES = "<h1>Stores</h1><p>The Bend store opens at 9 a.m. on Saturdays and closes at 6 p.m.</p>"
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[str]:
+    """A loopback HTTP server of one folder (a help-centre export)."""
+    folder = tmp_path / "web"
+    folder.mkdir()
+    (folder / "stores.html").write_text(STORES)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(folder), **kwargs)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def publish(kafka_bootstrap: str, prefix: str, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, str(EXAMPLE), "--bootstrap", kafka_bootstrap, "--prefix", prefix, "--timeout", "90"]
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=120, check=False)
+
+
+async def test_other_producers_feed_the_knowledge_base_through_the_upload_topic(
+    kafka_bootstrap: str, redis_url: str, redis: Redis, unique: str, embedder: Embedder, tmp_path: Path, web: str
+) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "rentals.txt").write_text(RENTALS)
+    (tmp_path / "secret.txt").write_text("not for the index")
+    knowledge = KnowledgeSettings(qdrant_path=str(tmp_path / "qdrant"))
+    index = KnowledgeIndex(open_client(knowledge), knowledge.qdrant_collection, embedder.dimension, server=False)
+    await index.ensure_collection()
+    kb = KnowledgeBase(knowledge, embedder, index)
+    settings = IngestSettings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        kafka_topic_prefix=unique,
+        kafka_partitions=1,
+        redis_url=redis_url,
+        redis_key_prefix=unique,
+        consumer_group=f"{unique}-ingest",
+        load_sample_knowledge=False,
+        knowledge=knowledge,
+        INGEST_SHARED_ROOT=str(shared),
+        INGEST_FETCH_ALLOW_PRIVATE=True,  # the test's web server is on loopback
+    )
+    worker = await build_worker(settings, knowledge=kb, redis=redis)
+    await worker.start()
+    try:
+        (tmp_path / "returns.md").write_text(RETURNS)
+        runs = await asyncio.gather(
+            asyncio.to_thread(
+                publish,
+                kafka_bootstrap,
+                unique,
+                *("--id", "cms:returns", "--file", str(tmp_path / "returns.md"), "--title", "Returns policy"),
+                *("--url", "https://help.example.com/returns", "--meta", "product=boots", "--meta", "lang=en"),
+            ),
+            asyncio.to_thread(
+                publish,
+                kafka_bootstrap,
+                unique,
+                *("--id", "share:rentals", "--source", (shared / "rentals.txt").as_uri(), "--filename", "rentals.txt"),
+            ),
+            asyncio.to_thread(
+                publish,
+                kafka_bootstrap,
+                unique,
+                *("--id", "web:stores", "--source", f"{web}/stores.html", "--filename", "stores.html"),
+            ),
+            asyncio.to_thread(
+                publish,
+                kafka_bootstrap,
+                unique,
+                *("--id", "share:escape", "--source", (shared / ".." / "secret.txt").as_uri(), "--filename", "s.txt"),
+            ),
+            asyncio.to_thread(
+                publish,
+                kafka_bootstrap,
+                unique,
+                *("--id", "web:missing", "--source", f"{web}/nothing.html", "--filename", "nothing.html"),
+            ),
+        )
+        outcomes = [run.stdout.strip() for run in runs]
+        assert [run.returncode for run in runs] == [0, 0, 0, 1, 1], [r.stderr[-2000:] for r in runs]
+        assert '"chunks": 1' in outcomes[0]
+        assert "outside the shared root" in outcomes[3]
+        assert "answered 404" in outcomes[4]
+
+        hit = (await kb.search("How long do I have to exchange boots for another size?", 1, 0.0))[0]
+        assert (hit.document_id, hit.title, hit.section) == (
+            "cms:returns",
+            "Returns policy",
+            "Returns › Size exchanges",
+        )
+        assert hit.url == "https://help.example.com/returns"
+        assert hit.metadata == {"product": "boots", "lang": "en"}
+        assert (await kb.search("What if I return rented gear late?", 1, 0.0))[0].document_id == "share:rentals"
+        assert (await kb.search("When does the Bend store open on Saturday?", 1, 0.0))[0].document_id == "web:stores"
+
+        # The worker made the status records the gateway would have made.
+        registry = DocumentRegistry(redis, unique)
+        records = {r.document_id: r for r in await registry.list()}
+        assert records["cms:returns"].status == "indexed"
+        assert records["cms:returns"].size == len(RETURNS.encode())
+        assert records["share:escape"].status == "failed"
+        assert "outside the shared root" in (records["share:escape"].error or "")
+    finally:
+        await worker.stop()
+        await kb.close()

@@ -1,0 +1,121 @@
+"""What the ingest worker fetches for another producer, and what it refuses."""
+
+import base64
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from supportdesk_contracts.events import DocumentUploaded
+from supportdesk_ingest.errors import UnreadableDocument
+from supportdesk_ingest.sources import DocumentSources, SourcePolicy, SourceUnavailable
+
+BODY = b"Ground shipping takes 8-12 business days."
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        routes: dict[str, tuple[int, dict[str, str], bytes]] = {
+            "/doc.txt": (200, {}, BODY),
+            "/moved": (302, {"Location": "/doc.txt"}, b""),
+            "/to-file": (302, {"Location": "file:///etc/passwd"}, b""),
+            "/busy": (503, {}, b""),
+            "/gone": (410, {}, b""),
+            "/big": (200, {}, b"x" * 2000),
+        }
+        status, headers, body = routes.get(self.path, (404, {}, b""))
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def web() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def sources(tmp_path: Path | None = None, **policy: Any) -> DocumentSources:
+    return DocumentSources(None, SourcePolicy(max_bytes=1000, shared_root=tmp_path, **policy))  # type: ignore[arg-type]
+
+
+async def test_http_documents_are_fetched_following_redirects(web: str) -> None:
+    assert await sources(allow_private=True).fetch(f"{web}/moved") == BODY
+
+
+async def test_private_addresses_are_refused_unless_allowed(web: str) -> None:
+    with pytest.raises(UnreadableDocument, match="private or local address"):
+        await sources().fetch(f"{web}/doc.txt")
+
+
+@pytest.mark.parametrize(
+    ("path", "error", "reason"),
+    [
+        ("/busy", SourceUnavailable, "answered 503"),
+        ("/gone", UnreadableDocument, "answered 410"),
+        ("/big", UnreadableDocument, "larger than the 1,000 bytes allowed"),
+        ("/to-file", UnreadableDocument, "leaves http"),
+    ],
+)
+async def test_outages_are_retried_and_refusals_are_final(web: str, path: str, error: type, reason: str) -> None:
+    with pytest.raises(error, match=reason):
+        await sources(allow_private=True).fetch(f"{web}{path}")
+
+
+async def test_nothing_listening_is_an_outage() -> None:
+    with pytest.raises(SourceUnavailable):
+        await sources(allow_private=True).fetch("http://127.0.0.1:9/doc.txt")
+
+
+@pytest.mark.parametrize("source", ["ftp://example.com/a.txt", "gopher://x/", "s3x://bucket/key"])
+async def test_other_schemes_are_refused(source: str) -> None:
+    with pytest.raises(UnreadableDocument, match="must be https://, http:// or file://"):
+        await sources().fetch(source)
+
+
+async def test_files_are_read_only_under_the_shared_root(tmp_path: Path) -> None:
+    root = tmp_path / "shared"
+    root.mkdir()
+    (root / "doc.txt").write_bytes(BODY)
+    (tmp_path / "secret.txt").write_text("secret")
+    (root / "link.txt").symlink_to(tmp_path / "secret.txt")
+    assert await sources(root).fetch((root / "doc.txt").as_uri()) == BODY
+    for outside in [root / ".." / "secret.txt", root / "link.txt"]:
+        with pytest.raises(UnreadableDocument, match="outside the shared root"):
+            await sources(root).fetch(outside.as_uri())
+    with pytest.raises(UnreadableDocument, match="INGEST_SHARED_ROOT is not set"):
+        await sources(None).fetch((root / "doc.txt").as_uri())
+
+
+async def test_inline_content_is_decoded_and_capped() -> None:
+    def inline(data: bytes) -> DocumentUploaded:
+        return DocumentUploaded(document_id="cms:1", filename="a.txt", content_base64=base64.b64encode(data).decode())
+
+    assert await sources().read(inline(BODY)) == BODY
+    with pytest.raises(UnreadableDocument, match="larger than"):
+        await sources().read(inline(b"x" * 1001))
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"content_base64": "eA==", "source": "https://example.com/a.txt"},
+        {"blob_key": "k", "content_base64": "eA=="},
+    ],
+)
+def test_a_document_comes_exactly_one_way(fields: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="exactly one of blob_key, content_base64 and source"):
+        DocumentUploaded(document_id="cms:1", filename="a.txt", **fields)  # type: ignore[arg-type]
