@@ -44,7 +44,14 @@ def app(folder: str) -> Starlette:
 
     async def create(request: Request) -> JSONResponse:
         body = models.CreateCollection.model_validate(await request.json())
-        return ok(await local.create_collection(request.path_params["name"], vectors_config=body.vectors))
+        return ok(
+            await local.create_collection(
+                request.path_params["name"], vectors_config=body.vectors, sparse_vectors_config=body.sparse_vectors
+            )
+        )
+
+    async def info(request: Request) -> JSONResponse:
+        return ok(await local.get_collection(request.path_params["name"]))
 
     async def index(request: Request) -> JSONResponse:
         return ok(models.UpdateResult(operation_id=0, status=models.UpdateStatus.COMPLETED))
@@ -64,16 +71,25 @@ def app(folder: str) -> Starlette:
         body = models.CountRequest.model_validate(await request.json())
         return ok(await local.count(request.path_params["name"], count_filter=body.filter, exact=bool(body.exact)))
 
-    async def query(request: Request) -> JSONResponse:
-        body = models.QueryRequest.model_validate(await request.json())
-        found = await local.query_points(
-            request.path_params["name"],
+    async def search(name: str, body: models.QueryRequest) -> models.QueryResponse:
+        return await local.query_points(
+            name,
             query=body.query,  # type: ignore[arg-type]
+            using=body.using,
+            query_filter=body.filter,
             limit=body.limit or 10,
             score_threshold=body.score_threshold,
             with_payload=body.with_payload if body.with_payload is not None else True,
+            with_vectors=body.with_vector if body.with_vector is not None else False,
         )
-        return ok(found)
+
+    async def query(request: Request) -> JSONResponse:
+        return ok(await search(request.path_params["name"], models.QueryRequest.model_validate(await request.json())))
+
+    async def query_batch(request: Request) -> JSONResponse:
+        body = models.QueryRequestBatch.model_validate(await request.json())
+        found = [await search(request.path_params["name"], one) for one in body.searches]
+        return ok([f.model_dump(mode="json", exclude_none=True) for f in found])
 
     return Starlette(
         routes=[
@@ -81,11 +97,13 @@ def app(folder: str) -> Starlette:
             Route("/collections", collections),
             Route("/collections/{name}/exists", exists),
             Route("/collections/{name}", create, methods=["PUT"]),
+            Route("/collections/{name}", info, methods=["GET"]),
             Route("/collections/{name}/index", index, methods=["PUT"]),
             Route("/collections/{name}/points", upsert, methods=["PUT"]),
             Route("/collections/{name}/points/delete", delete, methods=["POST"]),
             Route("/collections/{name}/points/count", count, methods=["POST"]),
             Route("/collections/{name}/points/query", query, methods=["POST"]),
+            Route("/collections/{name}/points/query/batch", query_batch, methods=["POST"]),
         ]
     )
 

@@ -1,6 +1,7 @@
 """The knowledge base: embedder plus index, opened once per process."""
 
 import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -61,15 +62,21 @@ class KnowledgeBase:
         url: str | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> int:
-        """Indexes a document's chunks in place of its earlier version's;
-        `url` and `metadata` travel with every chunk into citations."""
+        """Indexes a document's chunks in place of its earlier version's (no
+        reader sees both, nor neither); `url` and `metadata` travel with every
+        chunk into citations."""
         passages = self.chunks_of(title, text)
         if not passages:
             return 0
         embedded = [headed(title, p) for p in passages]
         vectors = await self.embedder.encode(embedded)
         labels = dict(metadata or {})
-        chunks = [Chunk(document_id, title, i, p.text, p.section, sample, url, labels) for i, p in enumerate(passages)]
+        # A new version beside the old one (`replace_document`), newer by its clock.
+        version = time.time_ns()
+        chunks = [
+            Chunk(document_id, title, i, p.text, p.section, sample, url, labels, version)
+            for i, p in enumerate(passages)
+        ]
         keywords = [self.keywords.document(text) for text in embedded]
         return await self.index.replace_document(chunks, vectors.tolist(), keywords)
 

@@ -18,7 +18,9 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 from supportdesk_knowledge.keywords import SparseVector
 from supportdesk_knowledge.settings import KnowledgeSettings
 
-# Chunk point ids derive from (document, position), so indexing the same
+# Chunk point ids derive from (document, version, position): a new version
+# is written beside the old one, which is deleted after it (see
+# `replace_document`). Indexing the same
 # document again overwrites its points instead of adding copies.
 _POINT_NAMESPACE = uuid.UUID("6b1f2f4e-9c3d-4a7e-8f21-5d8c0e9a7b11")
 
@@ -65,9 +67,12 @@ class Chunk:
     url: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
 
+    version: int = 0
+    """When its document was indexed (ns): the newest version of a document wins."""
+
     @property
     def point_id(self) -> str:
-        return str(uuid.uuid5(_POINT_NAMESPACE, f"{self.document_id}:{self.position}"))
+        return str(uuid.uuid5(_POINT_NAMESPACE, f"{self.document_id}:{self.version}:{self.position}"))
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,21 @@ def _cosine(query: list[float], stored: Any) -> float:
     if not isinstance(values, list):
         return 0.0
     return float(sum(q * v for q, v in zip(query, values, strict=False)))
+
+
+def _newest_versions(found: dict[str, models.ScoredPoint]) -> list[str]:
+    """The points of each document's newest version among those found."""
+
+    def version(point: models.ScoredPoint) -> int:
+        return int((point.payload or {}).get("version", 0))
+
+    def document(point: models.ScoredPoint) -> str:
+        return str((point.payload or {}).get("document_id", ""))
+
+    newest: dict[str, int] = {}
+    for point in found.values():
+        newest[document(point)] = max(newest.get(document(point), 0), version(point))
+    return [key for key, point in found.items() if version(point) == newest[document(point)]]
 
 
 def _hit(point: models.ScoredPoint, score: float) -> Hit:
@@ -154,6 +174,9 @@ class KnowledgeIndex:
             await self.client.create_payload_index(
                 self.collection, "sample", field_schema=models.PayloadSchemaType.BOOL
             )
+            await self.client.create_payload_index(
+                self.collection, "version", field_schema=models.PayloadSchemaType.INTEGER
+            )
 
     async def ensure_collection_when_up(self, timeout_seconds: float) -> None:
         """`ensure_collection`, waiting with backoff for a server that is
@@ -181,8 +204,8 @@ class KnowledgeIndex:
     async def replace_document(
         self, chunks: list[Chunk], vectors: list[list[float]], keywords: list[SparseVector] | None = None
     ) -> int:
-        """Index a document's chunks, removing any chunks of an earlier, longer
-        version of it. Returns the chunk count."""
+        """Index a document's chunks (one version, written in one request)
+        beside its earlier version, then remove that. Returns the chunk count."""
         if not chunks:
             return 0
         document_id = chunks[0].document_id
@@ -210,6 +233,7 @@ class KnowledgeIndex:
                         "title": chunk.title,
                         "section": chunk.section,
                         "position": chunk.position,
+                        "version": chunk.version,
                         "text": chunk.text,
                         "sample": chunk.sample,
                         **({"url": chunk.url} if chunk.url else {}),
@@ -219,12 +243,15 @@ class KnowledgeIndex:
                 for chunk, vector, terms in zip(chunks, vectors, sparse, strict=True)
             ],
         )
+        # Then the earlier versions. Until they are gone a reader may find
+        # chunks of both; `search` keeps only each document's newest version,
+        # so no reader sees both versions, nor neither.
         await self.client.delete(
             self.collection,
             points_selector=models.FilterSelector(
                 filter=models.Filter(
                     must=[models.FieldCondition(key="document_id", match=models.MatchValue(value=document_id))],
-                    must_not=[models.FieldCondition(key="position", range=models.Range(lt=len(chunks)))],
+                    must_not=[models.FieldCondition(key="version", match=models.MatchValue(value=chunks[0].version))],
                 )
             ),
         )
@@ -262,7 +289,8 @@ class KnowledgeIndex:
         candidates). Every hit's score is its cosine similarity; those under
         `min_score` are left out."""
         hybrid = keywords is not None and self.keywords and bool(keywords.indices)
-        depth = limit * 4 if hybrid else limit
+        # Deeper than asked: a document being replaced may fill places twice.
+        depth = limit * 4 if hybrid else limit * 2
         requests = [models.QueryRequest(query=vector, limit=depth, with_payload=True)]
         if hybrid:
             assert keywords is not None
@@ -291,7 +319,7 @@ class KnowledgeIndex:
         # rank fusion ties a passage first in one with the one first in the
         # other; scores keep how far apart they are.
         fused = {key: cosine[key] + keyword_weight * matched.get(key, 0.0) for key in found}
-        ordered = sorted(fused, key=lambda key: fused[key], reverse=True)
+        ordered = sorted(_newest_versions(found), key=lambda key: fused[key], reverse=True)
         return [_hit(found[key], cosine[key]) for key in ordered if cosine[key] >= min_score][:limit]
 
     async def ready(self) -> bool:

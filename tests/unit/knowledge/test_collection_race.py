@@ -31,7 +31,11 @@ async def test_a_collection_created_by_another_pod_meanwhile_is_fine() -> None:
     server = RacedServer(409)
     index = KnowledgeIndex(server, "kb", 384, server=True)  # type: ignore[arg-type]
     await index.ensure_collection()
-    assert server.payload_indexes == ["document_id", "sample"]  # idempotent on the server, so always asked for
+    assert server.payload_indexes == [
+        "document_id",
+        "sample",
+        "version",
+    ]  # idempotent on the server, so always asked for
 
 
 async def test_other_server_errors_still_fail() -> None:
