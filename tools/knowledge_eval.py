@@ -26,7 +26,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +117,8 @@ class Outcome:
     best_score: float
     retrieval_seconds: float
     answer_seconds: float
+    unfiltered: Reply
+    """The reply with no refusal threshold, for the sweep."""
 
     @property
     def refused(self) -> bool:
@@ -124,8 +126,11 @@ class Outcome:
 
     @property
     def correct(self) -> bool:
-        content = normalised(self.reply.content)
-        cited = {s.document_id for s in self.reply.sources}
+        return self.holds_fact(self.reply)
+
+    def holds_fact(self, reply: Reply) -> bool:
+        content = normalised(reply.content)
+        cited = {s.document_id for s in reply.sources}
         return any(normalised(f) in content for f in self.question.facts) and self.question.source in cited
 
 
@@ -167,11 +172,12 @@ class Report:
 
     def sweep(self) -> list[tuple[float, float, float]]:
         """(threshold, accuracy, out-of-scope refusal) had the refusal
-        threshold been each of THRESHOLDS: an answer counts only where its
-        best passage clears the threshold, a refusal where none does."""
+        threshold been each of THRESHOLDS: from the replies given with no
+        threshold, an answer counts only where its best passage clears the
+        threshold, a refusal where none does."""
         rows = []
         for threshold in THRESHOLDS:
-            accuracy = _share(o.correct and o.best_score >= threshold for o in self.answered)
+            accuracy = _share(o.holds_fact(o.unfiltered) and o.best_score >= threshold for o in self.answered)
             refusal = _share(o.best_score < threshold for o in self.out_of_scope)
             rows.append((threshold, accuracy, refusal))
         return rows
@@ -234,12 +240,13 @@ class Evaluation:
             await kb.close()
         return report
 
-    def answerer(self, kb: KnowledgeBase, completions: Collected) -> TurnAnswerer:
+    def answerer(self, kb: KnowledgeBase, completions: Collected, threshold: float | None) -> TurnAnswerer:
+        retrieval = self.agent.retrieval
         return TurnAnswerer(
             retriever=kb,
             generator=ExtractiveGenerator(self.embedder),
             escalation=EscalationPolicy(self.agent.escalation_keywords, self.agent.escalation_keyword_threshold),
-            retrieval=self.agent.retrieval,
+            retrieval=retrieval if threshold is None else replace(retrieval, min_score=threshold),
             escalate_on_no_answer=self.agent.escalation_on_no_answer,
             deltas=Collected(),
             completions=completions,
@@ -261,12 +268,19 @@ class Evaluation:
         rank = documents.index(question.source) + 1 if question.source in documents else None
         began = time.perf_counter()
         reply = await self.reply(kb, question.question, history)
-        return Outcome(question, reply, rank, hits[0].score if hits else 0.0, retrieval, time.perf_counter() - began)
+        answering = time.perf_counter() - began
+        unfiltered = await self.reply(kb, question.question, history, threshold=0.0)
+        best = max((h.score for h in hits), default=0.0)
+        return Outcome(question, reply, rank, best, retrieval, answering, unfiltered)
 
-    async def reply(self, kb: KnowledgeBase, content: str, history: list[HistoryTurn]) -> Reply:
+    async def reply(
+        self, kb: KnowledgeBase, content: str, history: list[HistoryTurn], threshold: float | None = None
+    ) -> Reply:
+        """The agent's reply; with `threshold`, under that refusal threshold
+        instead of the configured one."""
         completions = Collected()
         turn = TurnRequested(session_id="eval", message_id=str(uuid.uuid4()), content=content, history=history)
-        await self.answerer(kb, completions).answer(turn)
+        await self.answerer(kb, completions, threshold).answer(turn)
         return next(e.reply for e in completions.events if isinstance(e, ReplyCompleted))
 
 

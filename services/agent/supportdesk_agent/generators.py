@@ -67,11 +67,17 @@ class ExtractiveGenerator:
             candidates += [(rank, s) for s in split_sentences(hit.text)]
         if not candidates:
             return NO_ANSWER
-        vectors = await self.encoder.encode([question] + [s for _, s in candidates])
+        # Each sentence read under its section's heading ("Men's jackets ›
+        # Sizes: Medium: 38-40 in"): alone it may not say what it is about.
+        def in_context(rank: int, sentence: str) -> str:
+            section = hits[rank].section
+            return f"{section}: {sentence}" if section else sentence
+
+        vectors = await self.encoder.encode([question] + [in_context(r, s) for r, s in candidates])
         # Meaning and the question's own words: a sentence that names the
         # asked-about term ("ground shipping") beats one that only sounds alike.
         asked = set(terms(question))
-        overlap = np.array([len(asked & set(terms(s))) / max(1, len(asked)) for _, s in candidates])
+        overlap = np.array([len(asked & set(terms(in_context(r, s)))) / max(1, len(asked)) for r, s in candidates])
         similarity = vectors[1:] @ vectors[0] + self.keyword_weight * overlap
         best = float(similarity.max())
         # Sentences nearly as relevant as the best one, in document order.
