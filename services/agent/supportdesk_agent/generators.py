@@ -67,6 +67,7 @@ class ExtractiveGenerator:
             candidates += [(rank, s) for s in split_sentences(hit.text)]
         if not candidates:
             return NO_ANSWER
+
         # Each sentence read under its section's heading ("Men's jackets ›
         # Sizes: Medium: 38-40 in"): alone it may not say what it is about.
         def in_context(rank: int, sentence: str) -> str:
