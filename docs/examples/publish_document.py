@@ -75,7 +75,10 @@ def main() -> None:
     parser.add_argument("--url", help="where readers find the original")
     parser.add_argument("--meta", action="append", default=[], help="KEY=VALUE, repeatable")
     parser.add_argument("--timeout", type=float, default=120)
-    status = asyncio.run(publish(parser.parse_args()))
+    args = parser.parse_args()
+    if args.source and not args.filename:
+        parser.error("--source needs --filename (its extension says the format)")
+    status = asyncio.run(publish(args))
     sys.stdout.write(json.dumps(status) + "\n")
     raise SystemExit(0 if status["status"] == "indexed" else 1)
 

@@ -212,7 +212,8 @@ DOCUMENT_EXTENSIONS = (".pdf", ".docx", ".txt", ".md", ".html", ".htm", ".csv", 
 INLINE_CONTENT_BYTES = 700 * 1024
 """The most bytes a document may carry inline (base64 on top: under a Kafka
 message's default 1 MB)."""
-DOCUMENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$"
+DOCUMENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
+"""Also a path segment of the documents API: no `/`."""
 
 
 class DocumentUploaded(Event):

@@ -13,6 +13,13 @@ from supportdesk_platform.redis_values import as_text
 
 Status = Literal["queued", "processing", "indexed", "failed"]
 BLOB_TTL_SECONDS = 24 * 3600
+# KEYS: the record, the index; ARGV: score, id, then the record's fields.
+_REGISTER = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
 
 
 @dataclass(frozen=True)
@@ -86,15 +93,15 @@ class DocumentRegistry:
 
     async def register(self, document_id: str, filename: str, content_type: str) -> bool:
         """Records a document that came without the gateway (another producer
-        on the upload topic), unless it is recorded already. True if new."""
+        on the upload topic), unless it is recorded already. True if new.
+        One step, so no reader ever finds half a record."""
         now = _now()
         record = DocumentRecord(document_id, filename, content_type, 0, "", "queued", now, now)
-        created = await self.redis.hsetnx(self._key(document_id), "document_id", document_id)  # type: ignore[misc]
-        if not created:
-            return False
-        await self.redis.hset(self._key(document_id), mapping=record.fields())  # type: ignore[arg-type,misc]
-        await self.redis.zadd(self._index, {document_id: datetime.now(UTC).timestamp()})
-        return True
+        flat = [str(item) for pair in record.fields().items() for item in pair]
+        created = await self.redis.eval(  # type: ignore[misc]
+            _REGISTER, 2, self._key(document_id), self._index, str(datetime.now(UTC).timestamp()), document_id, *flat
+        )
+        return bool(created)
 
     async def describe(self, document_id: str, size: int, sha256: str) -> None:
         """The size and hash of bytes that were fetched or sent inline."""
@@ -112,19 +119,23 @@ class DocumentRegistry:
         chunks: int | None = None,
         error: str | None = None,
         keep_bytes: bool = False,
-    ) -> None:
+    ) -> bool:
         """`keep_bytes`: a failure that a replay may mend (its dependency was
-        down) keeps the upload's bytes until their expiry."""
+        down) keeps the upload's bytes until their expiry. False if the
+        document is not recorded (deleted meanwhile: not resurrected)."""
         if not await self.redis.exists(self._key(document_id)):
-            return  # deleted meanwhile: do not resurrect it
+            return False
         fields: dict[str, str | int] = {"status": status, "updated_at": _now()}
         if chunks is not None:
             fields["chunks"] = chunks
         if error is not None:
             fields["error"] = error[:500]
         await self.redis.hset(self._key(document_id), mapping=fields)  # type: ignore[arg-type,misc]
+        if status != "failed" and error is None:
+            await self.redis.hdel(self._key(document_id), "error")  # type: ignore[misc]  # an earlier failure's
         if status in ("indexed", "failed") and not keep_bytes:
             await self.redis.delete(self.blob_key(document_id))
+        return True
 
     @staticmethod
     def _record(raw: dict[bytes | str, bytes | str]) -> DocumentRecord | None:

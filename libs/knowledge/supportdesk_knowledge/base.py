@@ -44,7 +44,11 @@ class KnowledgeBase:
     async def close(self) -> None:
         await self.index.client.close()
 
-    def chunks_of(self, title: str, text: str) -> list[Passage]:
+    async def chunks_of(self, title: str, text: str) -> list[Passage]:
+        """Off the event loop: a long document takes a while to cut."""
+        return await self.embedder.exclusive(self._chunk, text)
+
+    def _chunk(self, text: str) -> list[Passage]:
         return chunk_document(
             text,
             self.embedder.count_tokens,
@@ -61,18 +65,20 @@ class KnowledgeBase:
         sample: bool = False,
         url: str | None = None,
         metadata: Mapping[str, str] | None = None,
+        version: int | None = None,
     ) -> int:
-        """Indexes a document's chunks in place of its earlier version's (no
-        reader sees both, nor neither); `url` and `metadata` travel with every
-        chunk into citations."""
-        passages = self.chunks_of(title, text)
+        """Indexes a document's chunks in place of its earlier versions' (no
+        reader sees both, nor neither); `version` orders them (now when
+        unset); `url` and `metadata` travel with every chunk into citations."""
+        passages = await self.chunks_of(title, text)
         if not passages:
             return 0
         embedded = [headed(title, p) for p in passages]
         vectors = await self.embedder.encode(embedded)
         labels = dict(metadata or {})
-        # A new version beside the old one (`replace_document`), newer by its clock.
-        version = time.time_ns()
+        # A new version beside the old one (`replace_document`): when it was
+        # published (µs), so the same event indexed twice is the same version.
+        version = version if version is not None else time.time_ns() // 1000
         chunks = [
             Chunk(document_id, title, i, p.text, p.section, sample, url, labels, version)
             for i, p in enumerate(passages)
@@ -98,7 +104,7 @@ class KnowledgeBase:
         """A private document's passages (text, encoded vector), cut and
         embedded as the index's chunks are; at most `most` of them (and
         whether some were left out)."""
-        passages = self.chunks_of(title, text)
+        passages = await self.chunks_of(title, text)
         kept = passages[:most]
         if not kept:
             return [], False

@@ -2,10 +2,10 @@
 
 The parsers hand over text in a small markdown dialect: `#` headings, `- `
 or `1. ` list items, `| a | b |` tables, and rows already written as
-"Column: value; Column: value." (spreadsheets). A chunk never crosses a
+"Column: value · Column: value" (spreadsheets). A chunk never crosses a
 heading and carries its heading path ("Returns › Size exchanges"); a list
-stays with the sentence that leads into it; a table row is never cut and
-names its columns. Sizes are counted in the model's tokens: characters say
+stays with the sentence that leads into it; a table row names its columns
+and is cut only if it alone is over size. Sizes are counted in the model's tokens: characters say
 nothing about what the model reads, and what it does not read (past its
 sequence length) it silently drops.
 """
@@ -22,26 +22,31 @@ _ABBREVIATION = re.compile(
     r"\b[A-Z](?:\.[A-Z])+)\.$",
     re.IGNORECASE,
 )
-_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+# Every pattern here is linear in its input: documents are hostile input, and
+# chunking runs in the worker, outside the parse sandbox.
+_ABBREVIATION_TAIL = 24
+_HEADING = re.compile(r"(#{1,6})[ \t]+(\S.*)")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d{1,3}[.)])\s+")
-_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(?:\|\s*:?-{3,}:?\s*)*\|?\s*$")
+_RULE_CELL = re.compile(r":?-{3,}:?")
 SECTION_SEPARATOR = " › "
 CELL_SEPARATOR = " · "
-_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+_LINK = re.compile(r"\[([^\[\]\n]{0,300})\]\([^()\s]{0,2000}\)")
 _EMPHASIS = re.compile(r"\*\*|__|`")
 
 
 def split_sentences(text: str) -> list[str]:
     """Sentences, not cut after an abbreviation ("by 1 p.m. Pacific Time")."""
-    sentences: list[str] = []
+    sentences: list[list[str]] = []
     for piece in _SENTENCE_END.split(text):
         if not (piece := piece.strip()):
             continue
-        if sentences and _ABBREVIATION.search(sentences[-1]):
-            sentences[-1] += " " + piece
+        # Only the end of the sentence so far is looked at, and its parts are
+        # joined once: hostile text can make one sentence of every piece.
+        if sentences and _ABBREVIATION.search(sentences[-1][-1][-_ABBREVIATION_TAIL:]):
+            sentences[-1].append(piece)
         else:
-            sentences.append(piece)
-    return sentences
+            sentences.append([piece])
+    return [" ".join(parts) for parts in sentences]
 
 
 def approximate_tokens(text: str) -> int:
@@ -73,6 +78,12 @@ class _Section:
 def _plain(text: str) -> str:
     """Markdown's inline marks out: the model and the user see the words."""
     return _EMPHASIS.sub("", _LINK.sub(r"\1", text))
+
+
+def _is_rule(line: str) -> bool:
+    """A table's header rule: |---|:--:|---|."""
+    cells = line.strip().strip("|").split("|")
+    return all(_RULE_CELL.fullmatch(cell.strip()) for cell in cells)
 
 
 def _cells(line: str) -> list[str]:
@@ -120,16 +131,16 @@ def _sections(text: str) -> Iterator[_Section]:
         if heading or is_row or item:
             end_paragraph()
         if heading:
-            level, title = len(heading.group(1)), heading.group(2)
+            level, title = len(heading.group(1)), heading.group(2).rstrip(" \t#")
             if section.blocks:
                 yield section
             headings = [(lvl, name) for lvl, name in headings if lvl < level] + [(level, title)]
             section = _Section(SECTION_SEPARATOR.join(name for _, name in headings))
         elif is_row:
             following = lines[number + 1] if number + 1 < len(lines) else ""
-            if header is None and _TABLE_RULE.match(following):
+            if header is None and _is_rule(following):
                 header = _cells(stripped)
-            elif not _TABLE_RULE.match(stripped):
+            elif not _is_rule(stripped):
                 cells = _cells(stripped)
                 if header:
                     row = CELL_SEPARATOR.join(f"{h}: {v}" if h else v for h, v in zip(header, cells, strict=False) if v)
@@ -149,16 +160,20 @@ def _sections(text: str) -> Iterator[_Section]:
 
 def _packed(units: list[str], count: TokenCounter, limit: int, lead: str = "") -> list[str]:
     """Units joined into pieces of at most `limit` tokens, each piece led by
-    `lead` (a list's lead-in goes with every part of a long list)."""
+    `lead` (a list's lead-in goes with every part of a long list). Counts add
+    up unit by unit (word pieces never span whitespace): linear in the text."""
     out: list[str] = []
-    piece: list[str] = [lead] if lead else []
-    floor = len(piece)
+    base = [lead] if lead else []
+    floor = count(lead) if lead else 0
+    piece, size = list(base), floor
     for unit in units:
-        if len(piece) > floor and count("\n".join([*piece, unit])) > limit:
+        tokens = count(unit)
+        if len(piece) > len(base) and size + tokens > limit:
             out.append("\n".join(piece))
-            piece = piece[:floor]
+            piece, size = list(base), floor
         piece.append(unit)
-    if len(piece) > floor:
+        size += tokens
+    if len(piece) > len(base):
         out.append("\n".join(piece))
     return out
 
@@ -206,6 +221,8 @@ def chunk_document(
                                 break
                             carried.insert(0, sentence)
                             carried_size += count(sentence)
+                    if carried_size + tokens > max_tokens:
+                        carried, carried_size = [], 0  # the budget holds, the overlap gives way
                     current = [" ".join(carried)] if carried else []
                     size = carried_size
                 current.append(piece)

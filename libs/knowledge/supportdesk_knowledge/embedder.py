@@ -2,11 +2,14 @@
 
 import asyncio
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
+
+T = TypeVar("T")
 
 
 def packaged_model_path() -> str:
@@ -49,6 +52,12 @@ class Embedder:
             list(texts), batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
         )
         return np.asarray(vectors, dtype=np.float32)
+
+    async def exclusive(self, work: Callable[..., T], *args: object) -> T:
+        """`work` off the event loop, alone with the model: its tokenizer is
+        not to be used by two threads at once."""
+        async with self._lock:
+            return await asyncio.to_thread(work, *args)
 
     async def encode(self, texts: Sequence[str]) -> np.ndarray:
         async with self._lock:

@@ -6,7 +6,7 @@ import contextlib
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -68,7 +68,7 @@ class Chunk:
     metadata: dict[str, str] = field(default_factory=dict)
 
     version: int = 0
-    """When its document was indexed (ns): the newest version of a document wins."""
+    """When its document's version was published (µs): the newest wins."""
 
     @property
     def point_id(self) -> str:
@@ -250,8 +250,18 @@ class KnowledgeIndex:
             self.collection,
             points_selector=models.FilterSelector(
                 filter=models.Filter(
-                    must=[models.FieldCondition(key="document_id", match=models.MatchValue(value=document_id))],
-                    must_not=[models.FieldCondition(key="version", match=models.MatchValue(value=chunks[0].version))],
+                    must=[
+                        models.FieldCondition(key="document_id", match=models.MatchValue(value=document_id)),
+                        # Older versions only (and chunks from before versions): a
+                        # replica indexing the same event again writes the same
+                        # ids, and one indexing a newer event keeps its own.
+                        models.Filter(
+                            should=[
+                                models.FieldCondition(key="version", range=models.Range(lt=chunks[0].version)),
+                                models.IsEmptyCondition(is_empty=models.PayloadField(key="version")),
+                            ]
+                        ),
+                    ],
                 )
             ),
         )
@@ -262,16 +272,28 @@ class KnowledgeIndex:
                 self.collection, points_selector=models.FilterSelector(filter=self._document_filter(document_id))
             )
 
-    async def delete_samples(self) -> None:
-        async with outage_as_transient():
-            await self.client.delete(self.collection, points_selector=models.FilterSelector(filter=_SAMPLES))
+    def _samples(self, known: Sequence[str]) -> models.Filter:
+        """Sample chunks: marked so, or (indexed before the mark) of the
+        sample documents' known ids."""
+        conditions: list[models.Condition] = list(_SAMPLES.must or [])  # type: ignore[arg-type]
+        if known:
+            conditions.append(models.FieldCondition(key="document_id", match=models.MatchAny(any=list(known))))
+        return models.Filter(should=conditions)
 
-    async def count(self, document_id: str | None = None, *, samples: bool | None = None) -> int:
+    async def delete_samples(self, known: Sequence[str] = ()) -> None:
+        async with outage_as_transient():
+            await self.client.delete(
+                self.collection, points_selector=models.FilterSelector(filter=self._samples(known))
+            )
+
+    async def count(
+        self, document_id: str | None = None, *, samples: bool | None = None, known: Sequence[str] = ()
+    ) -> int:
         """Chunks of one document, or of all; `samples=False` leaves the
-        sample knowledge out, `True` counts only it."""
+        sample knowledge (and the `known` sample ids) out, `True` counts only it."""
         conditions: models.Filter | None = self._document_filter(document_id) if document_id else None
         if samples is not None:
-            conditions = _SAMPLES if samples else models.Filter(must_not=_SAMPLES.must)
+            conditions = self._samples(known) if samples else models.Filter(must_not=[self._samples(known)])
         result = await self.client.count(self.collection, count_filter=conditions, exact=True)
         return result.count
 

@@ -52,13 +52,13 @@ def _fold(word: str) -> str:
             if word[-1] == word[-2] and word[-1] not in "lsz":
                 word = word[:-1]
             break
-    if word.endswith("e") and len(word) > 4:
+    if word.endswith("e") and len(word) > 3:
         word = word[:-1]
     return word
 
 
 def terms(text: str) -> list[str]:
-    words = (w.lower() for w in _WORD.findall(text))
+    words = (w.lower() for w in _WORD.findall(text.replace("\u2019", "'")))
     return [_fold(w) for w in words if w not in STOP_WORDS]
 
 

@@ -8,7 +8,7 @@ from typing import Protocol
 from supportdesk_contracts.events import AttachmentUploaded, DocumentDeleted, DocumentStatusChanged, DocumentUploaded
 from supportdesk_documents.registry import DocumentRegistry, Status, document_id_for
 from supportdesk_ingest.errors import UnreadableDocument
-from supportdesk_ingest.samples import sample_documents
+from supportdesk_ingest.samples import sample_documents, sample_ids
 from supportdesk_ingest.sources import DocumentSources, SourcePolicy
 from supportdesk_knowledge.base import KnowledgeBase
 from supportdesk_platform.kafka import TRANSIENT_ERRORS, Publisher
@@ -17,6 +17,8 @@ from supportdesk_sessions.cipher import SessionDecryptError
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+SAMPLE_VERSION = 1
+"""Sample documents never change: two workers loading them write the same chunks."""
 
 
 def title_of(filename: str) -> str:
@@ -55,14 +57,25 @@ class Indexer:
     async def _mark(
         self, event: DocumentUploaded, status: Status, *, chunks: int | None = None, error: str | None = None
     ) -> None:
-        await self.registry.mark(event.document_id, status, chunks=chunks, error=error)
-        if self.statuses is not None:
+        recorded = await self.registry.mark(event.document_id, status, chunks=chunks, error=error)
+        if recorded and self.statuses is not None:
             changed = DocumentStatusChanged(
                 **event.caused(), document_id=event.document_id, status=status, chunks=chunks, error=error
             )
             await self.statuses.publish(changed, key=event.document_id.encode())
 
     async def uploaded(self, event: DocumentUploaded) -> None:
+        try:
+            await self._index(event)
+        except TRANSIENT_ERRORS:
+            raise  # retried, then `given_up`
+        except Exception as exc:
+            # A poison event (dead-lettered as it is): its status says so,
+            # never left `queued` or `processing`.
+            await self._refused(event, f"not indexed: {type(exc).__name__}: {exc}")
+            raise
+
+    async def _index(self, event: DocumentUploaded) -> None:
         if event.blob_key is None:
             # From another producer: its status record starts here.
             await self.registry.register(event.document_id, event.filename, event.content_type)
@@ -97,6 +110,7 @@ class Indexer:
             text,
             url=event.source_url,
             metadata=event.metadata,
+            version=int(event.occurred_at.timestamp() * 1_000_000),
         )
         await self._mark(event, "indexed", chunks=chunks)
         log.info("document indexed", extra={"document_id": event.document_id, "chunks": chunks})
@@ -110,8 +124,8 @@ class Indexer:
     async def given_up(self, event: DocumentUploaded, reason: str) -> None:
         # The bytes stay (24 h): replaying the dead letter indexes it once the dependency is back.
         error = f"not indexed: {reason}; upload it again or replay its dead letter"
-        await self.registry.mark(event.document_id, "failed", error=error, keep_bytes=True)
-        if self.statuses is not None:
+        recorded = await self.registry.mark(event.document_id, "failed", error=error, keep_bytes=True)
+        if recorded and self.statuses is not None:
             failed = DocumentStatusChanged(
                 **event.caused(), document_id=event.document_id, status="failed", error=error
             )
@@ -125,10 +139,11 @@ class Indexer:
         """The sample knowledge out of the index and the document list (the
         index first: a sample listed but not searched is harmless, the
         reverse is not)."""
-        if await self.kb.index.count(samples=True) == 0:
+        known = sample_ids()
+        if await self.kb.index.count(samples=True, known=known) == 0:
             return
-        await self.kb.index.delete_samples()
-        for document_id in await self.registry.samples():
+        await self.kb.index.delete_samples(known)
+        for document_id in {*await self.registry.samples(), *known}:
             await self.registry.remove(document_id)
         log.info("sample knowledge removed: the operator's own documents are indexed")
 
@@ -136,14 +151,14 @@ class Indexer:
         """Index the sample knowledge into an index that holds no own
         documents (and no samples yet)."""
         if await self.kb.index.count() > 0:
-            if self.samples_retire and await self.kb.index.count(samples=False) > 0:
+            if self.samples_retire and await self.kb.index.count(samples=False, known=sample_ids()) > 0:
                 await self.retire_samples()  # own documents came while this worker was away
             return 0
         for title, body in sample_documents():
             data = body.encode()
             sha = hashlib.sha256(data).hexdigest()
             document_id = document_id_for(sha)
-            chunks = await self.kb.add_document(document_id, title, body, sample=True)
+            chunks = await self.kb.add_document(document_id, title, body, sample=True, version=SAMPLE_VERSION)
             await self.registry.register_sample(document_id, f"{title}.txt", sha, len(data), chunks)
         log.info("sample knowledge indexed", extra={"documents": len(sample_documents())})
         return len(sample_documents())

@@ -256,13 +256,20 @@ class _HtmlBlocks:
             if words := self.words(element):
                 self.text.add("#" * _HTML_HEADINGS[tag] + f" {words}")
         elif tag == "table":
-            rows = [[self.words(cell) for cell in row.iter("td", "th")] for row in element.iter("tr")]
+            # This table's own rows and cells: a nested table's are its own.
+            own_rows = element.xpath("./tr|./thead/tr|./tbody/tr|./tfoot/tr")
+            rows = [[self.words(cell) for cell in row.xpath("./td|./th")] for row in own_rows]
             _table_as_text([row for row in rows if any(row)], self.text)
         elif tag == "li":
-            nested = [child for child in element if isinstance(child.tag, str) and child.tag.lower() in ("ul", "ol")]
-            for child in nested:
-                element.remove(child)
-            if words := self.words(element):
+            # The item's own words (a nested list's tail included), then the nested lists' items.
+            parts, nested = [element.text or ""], []
+            for child in element:
+                if isinstance(child.tag, str) and child.tag.lower() in ("ul", "ol"):
+                    nested.append(child)
+                else:
+                    parts.append("".join(child.itertext()))
+                parts.append(child.tail or "")
+            if words := " ".join("".join(parts).split()):
                 self.text.add(f"- {words}")
             for child in nested:
                 self.walk(child)

@@ -1,6 +1,8 @@
 """Sample knowledge for a fresh development install, from the prototype's
 `add_sample_knowledge`. Each entry is "Title: body"."""
 
+import hashlib
+
 SAMPLE_DOCUMENTS = (
     "Welcome: Welcome to our customer support! We're available 24/7 to help you.",
     "Password reset: To reset your password: 1. Click 'Forgot Password' 2. Enter your email "
@@ -27,3 +29,11 @@ SAMPLE_DOCUMENTS = (
 def sample_documents() -> list[tuple[str, str]]:
     """(title, body) pairs."""
     return [tuple(entry.split(": ", 1)) for entry in SAMPLE_DOCUMENTS]  # type: ignore[misc]
+
+
+def sample_ids() -> list[str]:
+    """The sample documents' ids, as they are indexed (also by versions that
+    did not mark them as samples)."""
+    from supportdesk_documents.registry import document_id_for
+
+    return [document_id_for(hashlib.sha256(body.encode()).hexdigest()) for _, body in sample_documents()]

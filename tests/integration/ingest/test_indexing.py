@@ -108,3 +108,27 @@ async def test_sample_knowledge_stays_when_told_to(kb: KnowledgeBase, redis: Red
     await upload(indexer, registry, "gift-cards.txt", GIFT_CARDS.encode())
     assert len(await registry.samples()) == loaded
     assert await kb.index.count(samples=True) >= loaded
+
+
+async def test_a_version_indexed_twice_or_an_older_one_late_leaves_the_newest(kb: KnowledgeBase) -> None:
+    """Two replicas may index one event (a redelivery during a rebalance), or
+    an older event may come late: neither may delete the newest version."""
+    assert await kb.add_document("doc", "Gift cards", GIFT_CARDS, version=2) == 1
+    assert await kb.add_document("doc", "Gift cards", GIFT_CARDS, version=2) == 1
+    assert await kb.index.count("doc") == 1
+    await kb.add_document("doc", "Gift cards", "Gift cards expire after one year.", version=1)
+    hits = await kb.search("Do gift cards expire?", 4, 0.0)
+    assert [h.text for h in hits if h.document_id == "doc"] == [GIFT_CARDS]
+
+
+async def test_samples_indexed_before_they_were_marked_leave_too(kb: KnowledgeBase, redis: Redis, unique: str) -> None:
+    from supportdesk_ingest.samples import sample_documents, sample_ids
+
+    registry = DocumentRegistry(redis, unique)
+    indexer = Indexer(kb, registry, ParseSandbox(ParseLimits()))
+    (title, body), document_id = sample_documents()[0], sample_ids()[0]
+    await kb.add_document(document_id, title, body)  # as the worker did before samples were marked
+    assert await indexer.load_samples() == 0, "not loaded beside what looks like an own document"
+    gift = await upload(indexer, registry, "gift-cards.txt", GIFT_CARDS.encode())
+    assert await kb.index.count(document_id) == 0
+    assert await kb.index.count() == await kb.index.count(gift)

@@ -125,3 +125,13 @@ async def test_without_an_ops_port_everything_stays_on_the_api_port(redis: Redis
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway.app), base_url="http://gateway") as public:
         assert (await public.get("/metrics")).status_code == 200
         assert (await public.get("/health/diagnostics")).status_code == 200
+
+
+async def test_a_file_name_longer_than_the_upload_contract_allows_is_refused(system: InProcess) -> None:
+    # Found by review: it passed the route and failed the event's validation (500, a record left queued).
+    admin = {"Authorization": f"Bearer {system.gateway.context.settings.admin_api_key.get_secret_value()}"}
+    name = "a" * 252 + ".txt"
+    response = await system.http.post("/api/v1/documents", files={"file": (name, b"Hello.")}, headers=admin)
+    assert response.status_code == 422, response.text
+    assert "limited to 255 characters" in response.text
+    assert (await system.http.get("/api/v1/documents", headers=admin)).json() == []

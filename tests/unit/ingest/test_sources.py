@@ -3,6 +3,7 @@
 import base64
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,13 +12,21 @@ import pytest
 
 from supportdesk_contracts.events import DocumentUploaded
 from supportdesk_ingest.errors import UnreadableDocument
-from supportdesk_ingest.sources import DocumentSources, SourcePolicy, SourceUnavailable
+from supportdesk_ingest.sources import DocumentSources, SourcePolicy, SourceUnavailable, _public
 
 BODY = b"Ground shipping takes 8-12 business days."
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
+        if self.path == "/drip":  # a byte now, the rest never
+            self.send_response(200)
+            self.send_header("Content-Length", "10")
+            self.end_headers()
+            self.wfile.write(b"x")
+            self.wfile.flush()
+            time.sleep(3)
+            return
         routes: dict[str, tuple[int, dict[str, str], bytes]] = {
             "/doc.txt": (200, {}, BODY),
             "/moved": (302, {"Location": "/doc.txt"}, b""),
@@ -119,3 +128,32 @@ async def test_inline_content_is_decoded_and_capped() -> None:
 def test_a_document_comes_exactly_one_way(fields: dict[str, str]) -> None:
     with pytest.raises(ValueError, match="exactly one of blob_key, content_base64 and source"):
         DocumentUploaded(document_id="cms:1", filename="a.txt", **fields)  # type: ignore[arg-type]
+
+
+async def test_a_slow_drip_ends_at_the_fetch_timeout(web: str) -> None:
+    with pytest.raises(SourceUnavailable, match="took longer than 1 s"):
+        await sources(allow_private=True, timeout_seconds=1).fetch(f"{web}/drip")
+
+
+async def test_a_host_name_that_cannot_be_encoded_is_refused() -> None:
+    with pytest.raises(UnreadableDocument, match="not a valid"):
+        await sources().fetch(f"http://{'a' * 64}.example.com/doc.txt")
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("8.8.8.8", True),
+        ("2001:4860:4860::8888", True),
+        ("10.0.0.1", False),
+        ("127.0.0.1", False),
+        ("169.254.169.254", False),  # cloud metadata
+        ("::ffff:10.0.0.1", False),  # IPv4-mapped
+        ("64:ff9b::a00:1", False),  # NAT64 of 10.0.0.1
+        ("2002:a00:1::", False),  # 6to4 of 10.0.0.1
+        ("fec0::1", False),  # site-local
+        ("::10.0.0.1", False),  # IPv4-compatible
+    ],
+)
+def test_only_public_addresses_count_as_public(address: str, public: bool) -> None:
+    assert _public(address) is public

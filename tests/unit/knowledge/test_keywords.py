@@ -26,3 +26,9 @@ def test_a_document_vector_saturates_repeated_terms_and_a_query_counts_each_once
 
 def test_neighbouring_words_are_a_term_of_their_own() -> None:
     assert with_pairs(terms("the Trail Tested promise")) == ["trail", "test", "promis", "trail test", "test promis"]
+
+
+def test_one_term_for_a_word_however_it_ends_or_is_typed() -> None:
+    assert terms("size") == terms("sizes") == terms("sizing")
+    assert terms("case") == terms("cases")
+    assert terms("don\u2019t ship") == terms("don't ship") == ["ship"]

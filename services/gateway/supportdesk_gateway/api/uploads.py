@@ -32,6 +32,10 @@ class UploadedFile:
     data: bytes
 
 
+MAX_FILENAME_CHARS = 255
+"""As the upload topic's contract allows."""
+
+
 async def read_upload(request: Request, limit: int) -> UploadedFile:
     """The multipart field `file`, checked (415, 413, 422 with the reason)."""
     # Closing the form removes the spooled upload at once.
@@ -40,6 +44,10 @@ async def read_upload(request: Request, limit: int) -> UploadedFile:
         if not isinstance(file, UploadFile):
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "a multipart field `file` is required")
         filename = (file.filename or "").strip()
+        if len(filename) > MAX_FILENAME_CHARS:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, f"file names are limited to {MAX_FILENAME_CHARS} characters"
+            )
         content_type = file.content_type or "application/octet-stream"
         data = await _checked_bytes(file, filename, limit)
     return UploadedFile(filename, content_type, data)
