@@ -96,8 +96,10 @@ async def test_websocket_turn_streams_and_cites_sources(stack: Stack, http: http
     assert "3-5 business days" in reply["content"]
     assert reply["sources"][0]["title"] == "Shipping information"
     # The spec's fields, and the number the answer cites the source by.
-    assert set(reply["sources"][0]) == {"document_id", "title", "snippet", "score", "ref", "attachment"}
+    fields = {"document_id", "title", "snippet", "score", "ref", "attachment", "url", "metadata"}
+    assert set(reply["sources"][0]) == fields
     assert reply["sources"][0]["attachment"] is False
+    assert (reply["sources"][0]["url"], reply["sources"][0]["metadata"]) == (None, {})  # none given for samples
     assert reply["sources"][0]["ref"] == 1
     assert reply["seq"] == 2
     assert reply["escalated"] is False
