@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from redis.asyncio import Redis
@@ -18,6 +19,9 @@ from supportdesk_sessions.cipher import SessionCipher
 from supportdesk_sessions.identity import IdentityVerifier
 from supportdesk_sessions.recorder import SessionRecorder
 from supportdesk_sessions.settings import DEVELOPMENT_ENCRYPTION_KEY
+
+if TYPE_CHECKING:
+    from supportdesk_ingest.settings import IngestSettings
 
 
 class BothOwners(GatewaySessions, SessionRecorder):
@@ -88,3 +92,20 @@ async def watching() -> AsyncIterator[Watch]:
         ticker.cancel()
         watch.stopped.set()
         sampler.join()
+
+
+def ingest_settings(kafka_bootstrap: str, redis_url: str, unique: str, **options: Any) -> "IngestSettings":
+    """An ingest worker's settings for one test: its own topics, keys and
+    group, one partition, no sample knowledge."""
+    from supportdesk_ingest.settings import IngestSettings
+
+    return IngestSettings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        kafka_topic_prefix=unique,
+        kafka_partitions=1,
+        redis_url=redis_url,
+        redis_key_prefix=unique,
+        consumer_group=f"{unique}-ingest",
+        load_sample_knowledge=False,
+        **options,
+    )

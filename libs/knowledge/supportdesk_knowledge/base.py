@@ -44,7 +44,7 @@ class KnowledgeBase:
     async def close(self) -> None:
         await self.index.client.close()
 
-    async def chunks_of(self, title: str, text: str) -> list[Passage]:
+    async def chunks_of(self, text: str) -> list[Passage]:
         """Off the event loop: a long document takes a while to cut."""
         return await self.embedder.exclusive(self._chunk, text)
 
@@ -70,7 +70,7 @@ class KnowledgeBase:
         """Indexes a document's chunks in place of its earlier versions' (no
         reader sees both, nor neither); `version` orders them (now when
         unset); `url` and `metadata` travel with every chunk into citations."""
-        passages = await self.chunks_of(title, text)
+        passages = await self.chunks_of(text)
         if not passages:
             return 0
         embedded = [headed(title, p) for p in passages]
@@ -104,7 +104,7 @@ class KnowledgeBase:
         """A private document's passages (text, encoded vector), cut and
         embedded as the index's chunks are; at most `most` of them (and
         whether some were left out)."""
-        passages = await self.chunks_of(title, text)
+        passages = await self.chunks_of(text)
         kept = passages[:most]
         if not kept:
             return [], False

@@ -42,11 +42,6 @@ class Embedder:
         """The model's word pieces in `text` (chunks are sized in them)."""
         return len(self.model.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    @property
-    def max_tokens(self) -> int:
-        """What the model reads of a text; the rest it silently drops."""
-        return int(self.model.max_seq_length or 256)
-
     def encode_sync(self, texts: Sequence[str]) -> np.ndarray:
         vectors = self.model.encode(
             list(texts), batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False

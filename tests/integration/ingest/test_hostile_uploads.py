@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 
-from builders import watching
+from builders import ingest_settings, watching
 from supportdesk_contracts.events import DocumentUploaded
 from supportdesk_documents.registry import DocumentRecord, DocumentRegistry, document_id_for
 from supportdesk_ingest.app import build_worker
@@ -125,14 +125,10 @@ async def start_worker(
 
     async def start(parser: DocumentParser | None = None, **options: Any) -> Uploads:
         """The ingest worker (one a test) with these settings, or this parser."""
-        settings = IngestSettings(
-            kafka_bootstrap_servers=kafka_bootstrap,
-            kafka_topic_prefix=unique,
-            kafka_partitions=1,
-            redis_url=redis_url,
-            redis_key_prefix=unique,
-            consumer_group=f"{unique}-ingest",
-            load_sample_knowledge=False,
+        settings = ingest_settings(
+            kafka_bootstrap,
+            redis_url,
+            unique,
             knowledge=knowledge,
             **options,
         )

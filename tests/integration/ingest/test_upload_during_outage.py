@@ -13,11 +13,11 @@ from faststream.kafka.annotations import KafkaMessage
 from qdrant_client import AsyncQdrantClient
 from redis.asyncio import Redis
 
+from builders import ingest_settings
 from devstack import free_port
 from supportdesk_contracts.events import DocumentUploaded
 from supportdesk_documents.registry import DocumentRegistry, document_id_for
 from supportdesk_ingest.app import build_worker
-from supportdesk_ingest.settings import IngestSettings
 from supportdesk_knowledge.base import KnowledgeBase
 from supportdesk_knowledge.embedder import Embedder
 from supportdesk_knowledge.index import KnowledgeIndex
@@ -35,14 +35,10 @@ async def test_an_upload_while_qdrant_is_down_ends_failed_with_its_attempts(
     knowledge = KnowledgeSettings(qdrant_url=down)
     client = AsyncQdrantClient(url=down, timeout=1, check_compatibility=False)
     kb = KnowledgeBase(knowledge, embedder, KnowledgeIndex(client, knowledge.qdrant_collection, 384, server=True))
-    settings = IngestSettings(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        kafka_topic_prefix=unique,
-        kafka_partitions=1,
-        redis_url=redis_url,
-        redis_key_prefix=unique,
-        consumer_group=f"{unique}-ingest",
-        load_sample_knowledge=False,
+    settings = ingest_settings(
+        kafka_bootstrap,
+        redis_url,
+        unique,
         knowledge=knowledge,
         event_retry_attempts=3,
         event_retry_initial_seconds=0.05,

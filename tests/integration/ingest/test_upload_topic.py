@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from builders import ingest_settings
 from supportdesk_documents.registry import DocumentRegistry
 from supportdesk_ingest.app import build_worker
-from supportdesk_ingest.settings import IngestSettings
 from supportdesk_knowledge.base import KnowledgeBase
 from supportdesk_knowledge.embedder import Embedder
 from supportdesk_knowledge.index import KnowledgeIndex, open_client
@@ -70,14 +70,10 @@ async def test_other_producers_feed_the_knowledge_base_through_the_upload_topic(
     index = KnowledgeIndex(open_client(knowledge), knowledge.qdrant_collection, embedder.dimension, server=False)
     await index.ensure_collection()
     kb = KnowledgeBase(knowledge, embedder, index)
-    settings = IngestSettings(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        kafka_topic_prefix=unique,
-        kafka_partitions=1,
-        redis_url=redis_url,
-        redis_key_prefix=unique,
-        consumer_group=f"{unique}-ingest",
-        load_sample_knowledge=False,
+    settings = ingest_settings(
+        kafka_bootstrap,
+        redis_url,
+        unique,
         knowledge=knowledge,
         INGEST_SHARED_ROOT=str(shared),
         INGEST_FETCH_ALLOW_PRIVATE=True,  # the test's web server is on loopback
@@ -86,39 +82,17 @@ async def test_other_producers_feed_the_knowledge_base_through_the_upload_topic(
     await worker.start()
     try:
         (tmp_path / "returns.md").write_text(RETURNS)
-        runs = await asyncio.gather(
-            asyncio.to_thread(
-                publish,
-                kafka_bootstrap,
-                unique,
+        documents = [
+            (
                 *("--id", "cms:returns", "--file", str(tmp_path / "returns.md"), "--title", "Returns policy"),
                 *("--url", "https://help.example.com/returns", "--meta", "product=boots", "--meta", "lang=en"),
             ),
-            asyncio.to_thread(
-                publish,
-                kafka_bootstrap,
-                unique,
-                *("--id", "share:rentals", "--source", (shared / "rentals.txt").as_uri(), "--filename", "rentals.txt"),
-            ),
-            asyncio.to_thread(
-                publish,
-                kafka_bootstrap,
-                unique,
-                *("--id", "web:stores", "--source", f"{web}/stores.html", "--filename", "stores.html"),
-            ),
-            asyncio.to_thread(
-                publish,
-                kafka_bootstrap,
-                unique,
-                *("--id", "share:escape", "--source", (shared / ".." / "secret.txt").as_uri(), "--filename", "s.txt"),
-            ),
-            asyncio.to_thread(
-                publish,
-                kafka_bootstrap,
-                unique,
-                *("--id", "web:missing", "--source", f"{web}/nothing.html", "--filename", "nothing.html"),
-            ),
-        )
+            ("--id", "share:rentals", "--source", (shared / "rentals.txt").as_uri(), "--filename", "rentals.txt"),
+            ("--id", "web:stores", "--source", f"{web}/stores.html", "--filename", "stores.html"),
+            ("--id", "share:escape", "--source", (shared / ".." / "secret.txt").as_uri(), "--filename", "s.txt"),
+            ("--id", "web:missing", "--source", f"{web}/nothing.html", "--filename", "nothing.html"),
+        ]
+        runs = await asyncio.gather(*(asyncio.to_thread(publish, kafka_bootstrap, unique, *d) for d in documents))
         outcomes = [run.stdout.strip() for run in runs]
         assert [run.returncode for run in runs] == [0, 0, 0, 1, 1], [r.stderr[-2000:] for r in runs]
         assert '"chunks": 1' in outcomes[0]
