@@ -4,7 +4,8 @@
 
 Starts the stack like `make run` (own broker, free ports, unique topics),
 then measures chat-turn latency over REST and WebSocket (to ack, first
-delta, reply), a concurrent WebSocket load, and each process's memory.
+delta, reply), a concurrent WebSocket load, and each process's memory; then
+the same with every message traced, for the cost of tracing.
 """
 
 import asyncio
@@ -13,13 +14,16 @@ import statistics
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import websockets
 
+import otlp_receiver
 from devstack import Stack, free_port
+from otlp_receiver import Receiver
 
 QUESTION = "How long does standard shipping take?"
 SEQUENTIAL_TURNS = 100
@@ -91,33 +95,67 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-async def measure(stack: Stack) -> None:
+@dataclass
+class Figures:
+    rest: list[float]
+    ws: dict[str, list[float]]
+    loaded: list[float]
+    elapsed: float
+
+    @property
+    def throughput(self) -> float:
+        return len(self.loaded) / self.elapsed
+
+
+async def measure(stack: Stack) -> Figures:
     base = f"http://127.0.0.1:{stack.gateway_port}"
     ws_base = f"ws://127.0.0.1:{stack.gateway_port}"
     await ws_turns(base, ws_base, 5)  # warm-up
     rest = await rest_turns(base)
     ws = await ws_turns(base, ws_base, SEQUENTIAL_TURNS)
-
     began = time.perf_counter()
     results = await asyncio.gather(*(ws_turns(base, ws_base, TURNS_PER_SESSION) for _ in range(CONCURRENT_SESSIONS)))
     elapsed = time.perf_counter() - began
-    loaded = [t for r in results for t in r["reply"]]
+    return Figures(rest, ws, [t for r in results for t in r["reply"]], elapsed)
 
+
+def report(stack: Stack, figures: Figures) -> None:
     print("\n| measure (ms) | n | p50 | p95 | p99 |\n|---|---|---|---|---|")
-    print(summary("REST turn (POST to JSON reply)", rest))
-    print(summary("WS message to ack", ws["ack"]))
-    print(summary("WS message to first delta", ws["first_delta"]))
-    print(summary("WS message to reply", ws["reply"]))
-    print(summary(f"WS reply, {CONCURRENT_SESSIONS} sessions at once", loaded))
-    print(f"\nThroughput under load: {len(loaded) / elapsed:.1f} turns/s ({len(loaded)} turns in {elapsed:.1f} s)")
+    print(summary("REST turn (POST to JSON reply)", figures.rest))
+    print(summary("WS message to ack", figures.ws["ack"]))
+    print(summary("WS message to first delta", figures.ws["first_delta"]))
+    print(summary("WS message to reply", figures.ws["reply"]))
+    print(summary(f"WS reply, {CONCURRENT_SESSIONS} sessions at once", figures.loaded))
+    print(
+        f"\nThroughput under load: {figures.throughput:.1f} turns/s"
+        f" ({len(figures.loaded)} turns in {figures.elapsed:.1f} s)"
+    )
     print("\n| process | RSS (MiB) |\n|---|---|")
     for process in stack.processes:
         print(f"| {process.name} | {rss_mib(process.popen.pid):.0f} |")
 
 
-def main() -> None:
+def tracing_overhead(off: Figures, on: Figures, spans: int) -> None:
+    """The same measures with every message traced (sampler at 100 %,
+    exported over OTLP/HTTP to a receiver in this process) and without."""
+    print("\n### Tracing overhead (off: no OTEL endpoint; on: always_on, OTLP/HTTP to a local receiver)\n")
+    print("| measure | off | on | on/off |\n|---|---|---|---|")
+    for name, a, b in [
+        ("WS reply p50 (ms)", statistics.median(off.ws["reply"]), statistics.median(on.ws["reply"])),
+        ("WS reply p99 (ms)", pct(off.ws["reply"], 0.99) / 1000, pct(on.ws["reply"], 0.99) / 1000),
+        ("REST turn p50 (ms)", statistics.median(off.rest), statistics.median(on.rest)),
+        ("loaded reply p50 (ms)", statistics.median(off.loaded), statistics.median(on.loaded)),
+    ]:
+        print(f"| {name} | {a * 1000:.1f} | {b * 1000:.1f} | {b / a:.2f} |")
+    print(
+        f"| throughput (turns/s) | {off.throughput:.1f} | {on.throughput:.1f} | {on.throughput / off.throughput:.2f} |"
+    )
+    print(f"\nSpans received while tracing: {spans}")
+
+
+def new_stack(**env: str) -> Stack:
     data = Path(".run") / f"bench-{uuid.uuid4().hex[:6]}"
-    stack = Stack(
+    return Stack(
         gateway_port=free_port(),
         data_dir=data,
         ops_ports={"session": free_port(), "agent": free_port(), "ingest": free_port()},
@@ -127,16 +165,42 @@ def main() -> None:
             "LOG_LEVEL": "WARNING",
             # A load test from one address is not abuse.
             "RATE_LIMIT_ENABLED": "false",
+            **env,
         },
         log_dir=data / "logs",
     )
+
+
+def run(stack: Stack) -> Figures:
     began = time.perf_counter()
     stack.start()
     print(f"Stack ready in {time.perf_counter() - began:.1f} s")
     try:
-        asyncio.run(measure(stack))
+        figures = asyncio.run(measure(stack))
+        report(stack, figures)
+        return figures
     finally:
         stack.stop()
+
+
+def main() -> None:
+    print("## Tracing off")
+    off = run(new_stack())
+    receiver = Receiver()
+    server = otlp_receiver.start(receiver)
+    try:
+        print("\n## Tracing on")
+        on = run(
+            new_stack(
+                OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
+                OTEL_TRACES_SAMPLER="always_on",
+                OTEL_BSP_SCHEDULE_DELAY="500",
+            )
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    tracing_overhead(off, on, len(receiver.spans))
     sys.stdout.flush()
 
 

@@ -20,13 +20,17 @@ from supportdesk_knowledge.base import KnowledgeBase
 from supportdesk_platform.lifecycle import Service, serve_worker
 from supportdesk_platform.logs import configure_logging
 from supportdesk_platform.ops import Health
+from supportdesk_platform.telemetry import configure_tracing
 
 
 async def build(agent: AgentSettings, ingest: IngestSettings, health: Health) -> Service:
     kb = await KnowledgeBase.open(agent.knowledge)
     redis = Redis.from_url(str(ingest.redis_url))
     llm = build_llm_client(agent) if agent.llm_configured else None
-    components = [agent_component(agent, kb, health.registry, llm, redis), ingest_component(ingest, kb, redis)]
+    components = [
+        agent_component(agent, kb, health.registry, llm, redis),
+        ingest_component(ingest, kb, redis, metrics=health.registry),
+    ]
     components[-1].closers += [kb.close, redis.aclose] + ([llm.close] if llm is not None else [])
     # One broker for both: the agent's settings carry the shared Kafka ones.
     return Service("agent+ingest", agent, health, components)
@@ -40,6 +44,7 @@ async def run(agent: AgentSettings, ingest: IngestSettings) -> None:
 def main() -> None:
     agent, ingest = AgentSettings(), IngestSettings()
     configure_logging("agent+ingest", agent.log_level, agent.log_format)
+    configure_tracing("agent", agent)
     asyncio.run(run(agent, ingest))
 
 

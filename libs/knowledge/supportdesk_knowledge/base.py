@@ -2,8 +2,11 @@
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
+from opentelemetry import trace
 
 from supportdesk_knowledge.chunking import Passage, chunk_document
 from supportdesk_knowledge.embedder import Embedder
@@ -11,6 +14,11 @@ from supportdesk_knowledge.index import Chunk, Hit, KnowledgeIndex, open_client
 from supportdesk_knowledge.keywords import KeywordEncoder
 from supportdesk_knowledge.private import PrivatePassage, encoded, ranked
 from supportdesk_knowledge.settings import KnowledgeSettings
+
+tracer = trace.get_tracer("supportdesk.knowledge")
+
+StageTimer = Callable[[str, float], None]
+"""Told how long a stage of a search took: `embed` or `search` (seconds)."""
 
 
 def headed(title: str, passage: Passage) -> str:
@@ -27,6 +35,7 @@ class KnowledgeBase:
     embedder: Embedder
     index: KnowledgeIndex
     keywords: KeywordEncoder = field(default_factory=KeywordEncoder)
+    timings: StageTimer | None = None
 
     @classmethod
     async def open(cls, settings: KnowledgeSettings) -> "KnowledgeBase":
@@ -70,11 +79,13 @@ class KnowledgeBase:
         """Indexes a document's chunks in place of its earlier versions' (no
         reader sees both, nor neither); `version` orders them (now when
         unset); `url` and `metadata` travel with every chunk into citations."""
-        passages = await self.chunks_of(text)
+        with tracer.start_as_current_span("chunk", attributes={"supportdesk.document.chars": len(text)}) as span:
+            passages = await self.chunks_of(text)
+            span.set_attribute("supportdesk.chunks", len(passages))
         if not passages:
             return 0
         embedded = [headed(title, p) for p in passages]
-        vectors = await self.embedder.encode(embedded)
+        vectors = await self._embed_batches(embedded)
         labels = dict(metadata or {})
         # A new version beside the old one (`replace_document`): when it was
         # published (µs), so the same event indexed twice is the same version.
@@ -84,18 +95,48 @@ class KnowledgeBase:
             for i, p in enumerate(passages)
         ]
         keywords = [self.keywords.document(text) for text in embedded]
-        return await self.index.replace_document(chunks, vectors.tolist(), keywords)
+        with tracer.start_as_current_span(
+            "upsert",
+            kind=trace.SpanKind.CLIENT,
+            attributes={"db.system.name": "qdrant", "supportdesk.chunks": len(chunks)},
+        ):
+            return await self.index.replace_document(chunks, vectors.tolist(), keywords)
+
+    async def _embed_batches(self, texts: Sequence[str]) -> np.ndarray:
+        """One encoder call (and span) per batch: a long document shows where
+        its time went, and the event loop gets a turn between batches."""
+        size = self.embedder.batch_size
+        parts = []
+        for start in range(0, len(texts), size):
+            batch = texts[start : start + size]
+            with tracer.start_as_current_span("embed batch", attributes={"supportdesk.batch.size": len(batch)}):
+                parts.append(await self.embedder.encode(batch))
+        return np.concatenate(parts)
 
     async def search(
         self, query: str, limit: int, min_score: float, private: Sequence[PrivatePassage] = ()
     ) -> list[Hit]:
         """The best passages of the index and of `private` ones (a session's
         attachments), ranked together on the same similarity."""
-        vector = (await self.embedder.encode([query]))[0]
+        began = time.perf_counter()
+        with tracer.start_as_current_span("embed query", attributes={"supportdesk.query.chars": len(query)}):
+            vector = (await self.embedder.encode([query]))[0]
+        embedded = time.perf_counter()
         keywords = self.keywords.query(query) if self.settings.retrieval_mode == "hybrid" else None
-        hits = await self.index.search(
-            vector.tolist(), limit, min_score, keywords, self.settings.retrieval_keyword_weight
-        )
+        with tracer.start_as_current_span(
+            "search",
+            kind=trace.SpanKind.CLIENT,
+            attributes={"db.system.name": "qdrant", "db.collection.name": self.index.collection},
+        ) as span:
+            hits = await self.index.search(
+                vector.tolist(), limit, min_score, keywords, self.settings.retrieval_keyword_weight
+            )
+            span.set_attribute("supportdesk.hits", len(hits))
+            if hits:
+                span.set_attribute("supportdesk.top_score", hits[0].score)
+        if self.timings is not None:
+            self.timings("embed", embedded - began)
+            self.timings("search", time.perf_counter() - embedded)
         if not private:
             return hits
         return sorted([*hits, *ranked(vector, private, limit, min_score)], key=lambda h: h.score, reverse=True)[:limit]

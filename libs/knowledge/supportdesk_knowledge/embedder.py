@@ -8,6 +8,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
+from transformers.utils import logging as transformers_logging
 
 T = TypeVar("T")
 
@@ -22,9 +23,12 @@ class Embedder:
     def __init__(self, model_path: str | None = None, batch_size: int = 32, threads: int | None = None) -> None:
         # Never reach for a model hub at run time: the machine may be offline.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        # transformers draws a progress bar on stderr while loading: one
-        # broken line in otherwise JSON logs.
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        # transformers draws a progress bar on stderr while loading and logs
+        # through a handler of its own: broken lines in otherwise JSON logs.
+        # Its records go to the process's handler instead (logs.py).
+        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+        transformers_logging.disable_default_handler()
+        transformers_logging.enable_propagation()
         if threads is not None:
             # In a container torch sees the node's cores, not the pod's CPU
             # limit, and oversubscribes them.

@@ -27,6 +27,10 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.message import FakeConsumer
+from opentelemetry import context as trace_context
+from opentelemetry.context import Context
+
+from supportdesk_platform.telemetry import tracer
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +72,20 @@ class Watermark:
         return self.committable
 
 
+@dataclass(frozen=True)
+class Taken:
+    """A message and the trace context it was consumed in: a lane handles it
+    later, in a task of its own, so its spans must be told their parent."""
+
+    message: KafkaMessage
+    trace: Context
+
+
 @dataclass
 class Lane:
     """What one key has waiting, oldest first; the head is being handled."""
 
-    messages: deque[KafkaMessage]
+    messages: deque[Taken]
     task: "asyncio.Task[None] | None" = None
 
 
@@ -134,26 +147,32 @@ class KeyedDispatcher:
         self._idle.clear()
         self._marks.setdefault(_partition_of(message), Watermark()).fetched(message.raw_message.offset)  # type: ignore[union-attr]
         key: Key = message.raw_message.key  # type: ignore[union-attr]
+        taken = Taken(message, trace_context.get_current())
         lane = self._lanes.get(key)
         if lane is not None:
-            lane.messages.append(message)
+            lane.messages.append(taken)
             if self.on_queued is not None:
                 self.on_queued(key)
             return
-        lane = self._lanes[key] = Lane(deque([message]))
+        lane = self._lanes[key] = Lane(deque([taken]))
         lane.task = asyncio.create_task(self._run(key, lane), name=f"{self.name}:lane")
 
     async def _run(self, key: Key, lane: Lane) -> None:
         try:
             while lane.messages:
-                message = lane.messages[0]
+                taken = lane.messages[0]
+                message = taken.message
+                token = trace_context.attach(taken.trace)
                 try:
-                    await self.work(message)
+                    with tracer.start_as_current_span(f"handle {message.raw_message.topic}"):  # type: ignore[union-attr]
+                        await self.work(message)
                 except Exception:  # the work gave up on it, whatever the error
                     # Not handled (an outage while draining): neither it nor
                     # what waits behind it is committed, so all are redelivered.
                     log.warning("message left unhandled; it will be redelivered", exc_info=True)
                     return
+                finally:
+                    trace_context.detach(token)
                 lane.messages.popleft()
                 self._release()
                 await self._finished(message)

@@ -8,21 +8,22 @@ broker and on Apache Kafka.
 import asyncio
 import logging
 import random
+import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, for_code
 from aiokafka.helpers import create_ssl_context
-from faststream import AckPolicy
+from faststream import AckPolicy, BaseMiddleware
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from faststream.kafka.security import parse_security
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 from pydantic import TypeAdapter, ValidationError
 from redis.exceptions import RedisError
 
@@ -31,6 +32,7 @@ from supportdesk_contracts.events import EventDeadLettered
 from supportdesk_platform.dispatch import Key, KeyedDispatcher
 from supportdesk_platform.logs import log_context
 from supportdesk_platform.settings import ServiceSettings
+from supportdesk_platform.telemetry import broker_middlewares, consumed_by
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +111,18 @@ def kafka_client_options(settings: ServiceSettings) -> dict[str, Any]:
     return parse_security(kafka_security(settings))
 
 
+class EventCorrelation(BaseMiddleware):  # type: ignore[type-arg]
+    """Kafka's `correlation_id` header is the event's own `correlation_id`
+    (the user message id of its turn), not a new id per message: whoever
+    follows one conversation through the topics with a plain consumer, or a
+    trace's conversation id, finds one id throughout."""
+
+    async def publish_scope(self, call_next: Callable[[Any], Awaitable[Any]], cmd: Any) -> Any:
+        if isinstance(cmd.body, Event) and cmd.body.correlation_id:
+            cmd.correlation_id = cmd.body.correlation_id
+        return await call_next(cmd)
+
+
 def build_broker(settings: ServiceSettings, client_id: str, registry: CollectorRegistry) -> KafkaBroker:
     """The service's broker, with consume/publish metrics in `registry`."""
     return KafkaBroker(
@@ -129,7 +143,12 @@ def build_broker(settings: ServiceSettings, client_id: str, registry: CollectorR
         # On stop, subscribers wait this long for in-flight handlers before
         # their consumers commit and leave the group.
         graceful_timeout=settings.shutdown_drain_seconds,
-        middlewares=[KafkaPrometheusMiddleware(registry=registry, app_name=client_id, metrics_prefix="supportdesk")],
+        # Outermost first: the correlation id is set before tracing reads it.
+        middlewares=[
+            EventCorrelation,
+            *broker_middlewares(),
+            KafkaPrometheusMiddleware(registry=registry, app_name=client_id, metrics_prefix="supportdesk"),
+        ],
     )
 
 
@@ -263,22 +282,51 @@ def _position(message: KafkaMessage) -> tuple[str, int, int]:
     return (str(getattr(raw, "topic", "?")), int(getattr(raw, "partition", -1)), int(getattr(raw, "offset", -1)))
 
 
+DeadLetterCause = Literal["invalid_event", "handler_error", "retries_exhausted"]
+"""Why an event was dead-lettered, as a metric label: it could not be decoded,
+its handler failed on it (a poison event), or a dependency stayed down past
+the retry policy. The reason itself (free text) goes in the dead letter."""
+
+
 class DeadLetters:
     """Decodes a topic's events; what cannot be decoded or processed goes to
     the dead-letter topic with its reason instead of being retried forever or
     silently dropped. A dependency outage is retried (`RetryPolicy`), counted
-    per message across redeliveries."""
+    per message across redeliveries. With a `registry`, dead letters are
+    counted there by source topic and cause."""
+
+    # One counter per registry, shared by its services' DeadLetters (a
+    # registry refuses a second metric of the same name).
+    _counters: ClassVar["weakref.WeakKeyDictionary[CollectorRegistry, Counter]"] = weakref.WeakKeyDictionary()
 
     def __init__(
-        self, publisher: Publisher, consumer: str, retry: RetryPolicy | None = None, given_up: GivenUp | None = None
+        self,
+        publisher: Publisher,
+        consumer: str,
+        retry: RetryPolicy | None = None,
+        given_up: GivenUp | None = None,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self.publisher = publisher
         self.consumer = consumer
         self.retry = retry or RetryPolicy()
         self.given_up = given_up
         self._attempts: OrderedDict[tuple[str, int, int], int] = OrderedDict()
+        self._counted = None if registry is None else self._counter(registry)
 
-    async def send(self, message: KafkaMessage, reason: str, attempts: int = 1) -> None:
+    @classmethod
+    def _counter(cls, registry: CollectorRegistry) -> Counter:
+        if registry not in cls._counters:
+            cls._counters[registry] = Counter(
+                "supportdesk_dead_letters",
+                "Events sent to the dead-letter topic, by the topic they came from and why"
+                " (invalid_event, handler_error, retries_exhausted).",
+                ["topic", "reason"],
+                registry=registry,
+            )
+        return cls._counters[registry]
+
+    async def send(self, message: KafkaMessage, reason: str, cause: DeadLetterCause, attempts: int = 1) -> None:
         key = getattr(message.raw_message, "key", None)
         event = EventDeadLettered(
             topic=getattr(message.raw_message, "topic", "?"),
@@ -295,12 +343,14 @@ class DeadLetters:
             extra={"consumer": self.consumer, "topic": event.topic, "reason": event.reason[:300], "attempts": attempts},
         )
         await self.publisher.publish(event, key=key if isinstance(key, bytes) else None)
+        if self._counted is not None:  # once it is on the topic, not when it failed to get there
+            self._counted.labels(event.topic, cause).inc()
 
     async def decode_or_dead_letter(self, adapter: TypeAdapter[E], message: KafkaMessage) -> E | None:
         try:
             return adapter.validate_json(message.body)
         except ValidationError as exc:
-            await self.send(message, f"invalid event: {exc.errors(include_url=False)[:3]}")
+            await self.send(message, f"invalid event: {exc.errors(include_url=False)[:3]}", "invalid_event")
             return None
 
     async def consume(
@@ -321,6 +371,13 @@ class DeadLetters:
         if event is None:
             return
         with log_context(**_ids_of(event)):
+            if log.isEnabledFor(logging.DEBUG):
+                topic, partition, offset = _position(message)
+                log.debug(
+                    "handling %s",
+                    type(event).__name__,
+                    extra={"consumer": self.consumer, "topic": topic, "partition": partition, "offset": offset},
+                )
             await self._handle(message, event, handler)
 
     async def _handle(self, message: KafkaMessage, event: E, handler: Callable[[E], Awaitable[None]]) -> None:
@@ -348,14 +405,14 @@ class DeadLetters:
         except Exception as exc:
             self._attempts.pop(where, None)
             log.exception("handler failed; dead-lettering")
-            await self.send(message, f"{type(exc).__name__}: {exc}")
+            await self.send(message, f"{type(exc).__name__}: {exc}", "handler_error")
         else:
             self._attempts.pop(where, None)
 
     async def _give_up(self, message: KafkaMessage, event: E, error: str, attempts: int) -> None:
         reason = f"a dependency stayed unavailable after {attempts} attempts: {error}"
         log.error("event given up after its retries", extra={"attempts": attempts})
-        await self.send(message, reason, attempts)
+        await self.send(message, reason, "retries_exhausted", attempts)
         if self.given_up is None:
             return
         try:
@@ -398,6 +455,7 @@ def subscribe_events(
         **consumer_options(settings),
     )
     async def on_message(message: KafkaMessage) -> None:
+        consumed_by(group_id)
         await dead_letters.consume(adapter, message, handler)
 
 
@@ -444,6 +502,7 @@ def subscribe_keyed(
         **consumer_options(settings),
     )
     async def on_message(message: KafkaMessage) -> None:
+        consumed_by(group_id)
         await dispatcher.submit(message)
 
     return dispatcher

@@ -30,12 +30,16 @@ from faststream.kafka import KafkaBroker, KafkaRouter
 from starlette.types import ASGIApp
 
 from supportdesk_platform.kafka import KafkaTopicProvisioner, TopicProvisioner, broker_ready, build_broker
+from supportdesk_platform.lag import ConsumerLag, broker_consumers
 from supportdesk_platform.ops import Check, Health, ops_app
+from supportdesk_platform.periodic import Periodic
 from supportdesk_platform.settings import ServiceSettings, WorkerSettings
+from supportdesk_platform.telemetry import shutdown_tracing
 
 log = logging.getLogger(__name__)
 
 Hook = Callable[[], Awaitable[None]]
+READINESS_REFRESH_SECONDS = 10.0
 
 
 class Phase(StrEnum):
@@ -90,6 +94,12 @@ class Service:
         self.components = list(components)
         self.broker = broker or build_broker(settings, client_id or f"supportdesk-{name}", health.registry)
         self.provisioner = provisioner or KafkaTopicProvisioner(settings)
+        # Asks the broker for its subscribers on each pass: their consumers
+        # exist only once the broker has started.
+        self.lag = ConsumerLag(health.registry, lambda: broker_consumers(self.broker))
+        # supportdesk_ready follows the dependencies even where nothing probes
+        # the service (a local run, a probe-less deployment).
+        self.readiness = Periodic("readiness", READINESS_REFRESH_SECONDS, health.run_checks, ())
         self.phase = Phase.CREATED
         self._closers = AsyncExitStack()
         health.checks["kafka"] = lambda: broker_ready(self.broker)
@@ -115,10 +125,13 @@ class Service:
         self.phase = Phase.STARTING
         await self.provisioner.ensure(self.settings.topics.all())
         await self.broker.start()
+        await self.lag.start()
         for component in self.components:
             for hook in component.on_start:
                 await hook()
         self.phase = Phase.READY
+        await self.health.run_checks()
+        await self.readiness.start()
         log.info("service ready", extra={"service": self.name})
 
     async def drain(self) -> None:
@@ -128,6 +141,9 @@ class Service:
             return
         self.phase = Phase.DRAINING
         self.health.draining = True
+        # Before the broker stops its consumers, which a pass could be reading.
+        await self.lag.stop()
+        await self.readiness.stop()
         log.info("service draining", extra={"service": self.name})
         for component in self.components:
             for hook in component.on_drain:
@@ -235,6 +251,8 @@ async def serve(
                 await running.stop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+        # Off the loop: the exporter's last flush blocks on the network.
+        await asyncio.to_thread(shutdown_tracing)
 
 
 async def _build_and_start(service: Service | Awaitable[Service]) -> Service:

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
+from opentelemetry import trace
+
 # Attributes a LogRecord always has; anything else was passed in `extra=`.
 # uvicorn adds `color_message`, the same text with terminal colours.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName", "color_message"}
@@ -49,12 +51,17 @@ def log_context(*, session_id: str | None = None, correlation_id: str | None = N
 
 
 class ContextFilter(logging.Filter):
-    """Copies the bound ids onto each record, unless the call passed its own."""
+    """Copies the bound ids onto each record, unless the call passed its own,
+    and the current trace's ids (a log line leads to its trace, and back)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         for name, var in _BOUND.items():
             if getattr(record, name, None) is None:
                 setattr(record, name, var.get())
+        current = trace.get_current_span().get_span_context()
+        if current.is_valid:
+            record.trace_id = format(current.trace_id, "032x")
+            record.span_id = format(current.span_id, "016x")
         return True
 
 
@@ -77,6 +84,8 @@ class JsonFormatter(logging.Formatter):
             # Always present, so a log query can rely on the field.
             "session_id": getattr(record, "session_id", None),
             "correlation_id": getattr(record, "correlation_id", None),
+            "trace_id": getattr(record, "trace_id", None),
+            "span_id": getattr(record, "span_id", None),
         }
         entry.update(_extras(record))
         if record.exc_info:

@@ -3,18 +3,45 @@ dependency's state, diagnostics, and Prometheus metrics."""
 
 import asyncio
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Gauge,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 from redis.asyncio import Redis
 
 Check = Callable[[], Awaitable[bool]]
 
 CHECK_TIMEOUT_SECONDS = 2.0
+
+# Registries that already report the process and the runtime. A registry
+# would take these collectors twice without a word (they do not describe
+# their names), so which have them is remembered here; the global one is
+# born with them.
+_WITH_RUNTIME: "weakref.WeakSet[CollectorRegistry]" = weakref.WeakSet([REGISTRY])
+
+
+def add_runtime_metrics(registry: CollectorRegistry) -> None:
+    """Memory, CPU time and open files of the process, the interpreter's
+    version and its garbage collections, in `registry` (once)."""
+    if registry in _WITH_RUNTIME:
+        return
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    _WITH_RUNTIME.add(registry)
 
 
 def redis_check(redis: Redis) -> Check:
@@ -36,6 +63,18 @@ class Health:
     # Set when a stop begins: readiness answers 503 at once, without asking
     # dependencies that may be going away themselves.
     draining: bool = False
+    # The outcome of the last readiness computed: a scrape reports it rather
+    # than asking every dependency again.
+    last_ready: bool = field(default=False, init=False)
+
+    def __post_init__(self) -> None:
+        add_runtime_metrics(self.registry)
+        ready = Gauge(
+            "supportdesk_ready",
+            "1 when the service's last readiness answer was ready; 0 when it was not, or the service is draining.",
+            registry=self.registry,
+        )
+        ready.set_function(lambda: float(self.last_ready and not self.draining))
 
     async def run_checks(self) -> dict[str, dict[str, Any]]:
         async def one(check: Check) -> dict[str, Any]:
@@ -57,6 +96,7 @@ class Health:
 
         names = list(self.checks)
         results = await asyncio.gather(*(one(self.checks[n]) for n in names))
+        self.last_ready = all(r["status"] == "up" for r in results)
         return dict(zip(names, results, strict=True))
 
 

@@ -11,6 +11,8 @@ from supportdesk_contracts.topics import Topics
 
 KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+# http/json is not offered by the Python SDK.
+OtlpProtocol = Literal["http/protobuf", "grpc"]
 
 
 class ServiceSettings(BaseSettings):
@@ -80,6 +82,26 @@ class ServiceSettings(BaseSettings):
         gt=0,
         description="On SIGTERM, how long in-flight work (a turn, an LLM call, a REST wait) may take to finish.",
     )
+
+    # The standard OpenTelemetry variables that decide whether traces are
+    # exported (telemetry.py); the SDK reads the rest itself.
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None, description="OTLP collector, e.g. http://otel-collector:4318; no traces without one."
+    )
+    otel_exporter_otlp_traces_endpoint: str | None = None
+    otel_exporter_otlp_protocol: OtlpProtocol = "http/protobuf"
+    otel_exporter_otlp_traces_protocol: OtlpProtocol | None = None
+    otel_sdk_disabled: bool = False
+    otel_traces_exporter: str = Field(default="otlp", description="`none` turns tracing off.")
+
+    @property
+    def tracing_wanted(self) -> bool:
+        endpoint = self.otel_exporter_otlp_traces_endpoint or self.otel_exporter_otlp_endpoint
+        return bool(endpoint) and not self.otel_sdk_disabled and self.otel_traces_exporter.strip().lower() != "none"
+
+    @property
+    def otlp_traces_protocol(self) -> OtlpProtocol:
+        return self.otel_exporter_otlp_traces_protocol or self.otel_exporter_otlp_protocol
 
     @property
     def topics(self) -> Topics:

@@ -291,6 +291,8 @@ class TurnAnswerer:
             await stream.emit_text(HANDOFF)
         elif not superseded.is_set():
             hits = await self.retrieve(turn)
+            if hits:
+                self.metrics.retrieval_top_score.observe(max(h.score for h in hits))
             generator = await self._generator_for(turn.session_id)
             await self._generate(generator, turn, hits, stream, superseded)
             if generator is self.generator and self.budget is not None and hits:

@@ -78,6 +78,7 @@ def agent_component(
     attached to their session are searched with the knowledge base, and a
     turn delivered again is answered from its kept answer."""
     metrics = AgentMetrics(registry)
+    knowledge.timings = metrics.retrieval_stage
     generator = build_generator(settings, knowledge, llm, metrics)
     budget = None
     if llm is not None and redis is not None and settings.llm_budget_tokens > 0:
@@ -98,7 +99,17 @@ def agent_component(
         attachments = SessionAttachments(redis, cipher, settings.redis_key_prefix)
         answers = FinishedAnswers(redis, cipher, settings.redis_key_prefix)
     turns = build_router(
-        settings, knowledge, generator, metrics, budget, within_budget, condenser, rewriter, attachments, answers
+        settings,
+        knowledge,
+        generator,
+        metrics,
+        budget,
+        within_budget,
+        condenser,
+        rewriter,
+        attachments,
+        answers,
+        registry=registry,
     )
 
     async def finish_turns() -> None:

@@ -18,6 +18,7 @@ import openai
 from openai import AsyncOpenAI
 from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletionMessageParam
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from supportdesk_agent.breaker import BreakerState, CircuitBreaker
 from supportdesk_agent.metrics import AgentMetrics
@@ -25,6 +26,7 @@ from supportdesk_contracts.events import HistoryTurn
 from supportdesk_knowledge.chunking import split_sentences
 from supportdesk_knowledge.index import Hit
 from supportdesk_knowledge.keywords import terms
+from supportdesk_platform.telemetry import tracer
 
 log = logging.getLogger(__name__)
 
@@ -175,18 +177,24 @@ class LlmGenerator:
             self.metrics.llm_seconds.observe(time.perf_counter() - began)
         self.metrics.llm_breaker_open.set(0 if self.breaker.state is BreakerState.CLOSED else 1)
 
+    def _first_token(self, span: Span, seconds: float) -> None:
+        span.add_event("first token", {"supportdesk.seconds": seconds})
+        if self.metrics is not None:
+            self.metrics.llm_first_token_seconds.observe(seconds)
+
     def _count_tokens(
         self, messages: list[ChatCompletionMessageParam], answer: str, usage: CompletionUsage | None
-    ) -> None:
-        if self.metrics is None:
-            return
+    ) -> tuple[int, int]:
+        """Prompt and completion tokens, counted in the metrics."""
         if usage is not None:
             prompt, completion = usage.prompt_tokens, usage.completion_tokens
         else:
             prompt = sum(len(str(m.get("content", ""))) for m in messages) // 4
             completion = len(answer) // 4
-        self.metrics.llm_tokens.labels("prompt").inc(prompt)
-        self.metrics.llm_tokens.labels("completion").inc(completion)
+        if self.metrics is not None:
+            self.metrics.llm_tokens.labels("prompt").inc(prompt)
+            self.metrics.llm_tokens.labels("completion").inc(completion)
+        return prompt, completion
 
     async def stream(self, question: str, history: list[HistoryTurn], hits: list[Hit]) -> AsyncGenerator[str]:
         if not hits:
@@ -215,7 +223,19 @@ class LlmGenerator:
             return
         produced: list[str] = []
         usage: CompletionUsage | None = None
-        outcome, began = "abandoned", time.perf_counter()
+        outcome, began, error = "abandoned", time.perf_counter(), ""
+        # Not made current: a span current across an async generator's yields
+        # would leak into the caller's context. GenAI semantic conventions.
+        span = tracer.start_span(
+            f"chat {self.model}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": self.model,
+                "gen_ai.request.max_tokens": self.max_tokens,
+            },
+        )
         try:
             async with asyncio.timeout(self.timeout):
                 response = await self.client.chat.completions.create(
@@ -229,6 +249,8 @@ class LlmGenerator:
                 async for chunk in response:
                     usage = chunk.usage or usage
                     if chunk.choices and chunk.choices[0].delta.content:
+                        if not produced:
+                            self._first_token(span, time.perf_counter() - began)
                         produced.append(chunk.choices[0].delta.content)
                         yield chunk.choices[0].delta.content
             outcome = "ok"
@@ -247,7 +269,12 @@ class LlmGenerator:
                 case _:
                     self.breaker.abandoned()
             self._observe(outcome, began)
-            self._count_tokens(messages, "".join(produced), usage)
+            prompt, completion = self._count_tokens(messages, "".join(produced), usage)
+            span.set_attributes({"gen_ai.usage.input_tokens": prompt, "gen_ai.usage.output_tokens": completion})
+            span.set_attribute("supportdesk.llm.outcome", outcome)
+            if outcome == "failed":
+                span.set_status(Status(StatusCode.ERROR, error))
+            span.end()
         if outcome == "failed":
             if produced:
                 # The half answer stays (it was streamed); the user still gets the fact.

@@ -5,6 +5,7 @@ import asyncio
 from dataclasses import dataclass
 
 from faststream.kafka import KafkaRouter
+from prometheus_client import CollectorRegistry
 from pydantic import TypeAdapter
 
 from supportdesk_agent.answerer import Retriever, TurnAnswerer
@@ -41,6 +42,7 @@ def build_router(
     rewriter: LlmRewriter | None = None,
     attachments: SessionAttachments | None = None,
     answers: FinishedAnswers | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> TurnRouter:
     topics = settings.topics
     router = KafkaRouter()
@@ -77,7 +79,11 @@ def build_router(
             )
 
     dead_letters = DeadLetters(
-        router.publisher(topics.dead_letters, title="agent:deadletter"), "agent", RetryPolicy.of(settings), given_up
+        router.publisher(topics.dead_letters, title="agent:deadletter"),
+        "agent",
+        RetryPolicy.of(settings),
+        given_up,
+        registry,
     )
 
     interrupting = settings.double_text == "interrupt"

@@ -5,6 +5,7 @@ from supportdesk_gateway.settings import GatewaySettings
 from supportdesk_platform.lifecycle import Listener, serve
 from supportdesk_platform.logs import configure_logging
 from supportdesk_platform.ops import ops_app
+from supportdesk_platform.telemetry import configure_tracing
 
 # proxy_headers off: uvicorn would believe X-Forwarded-For from any loopback
 # peer; the client address is ours to decide (TRUSTED_PROXIES, limits.py).
@@ -16,6 +17,7 @@ WS_MAX_SIZE = 256 * 1024
 def main() -> None:
     settings = GatewaySettings()
     configure_logging("gateway", settings.log_level, settings.log_format)
+    configure_tracing("gateway", settings)
     gateway = build_gateway(settings)
     listeners = [
         Listener(

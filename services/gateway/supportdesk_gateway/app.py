@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
@@ -32,9 +33,11 @@ from supportdesk_gateway.relay import Relay
 from supportdesk_gateway.requests import HEADER, JsonTooLarge, RequestId, request_id_of
 from supportdesk_gateway.settings import GatewaySettings
 from supportdesk_gateway.sweeper import SessionSweeper
+from supportdesk_gateway.timing import SocketTurns
 from supportdesk_platform.kafka import TopicProvisioner
 from supportdesk_platform.lifecycle import Component, Service
 from supportdesk_platform.ops import Health, ops_router, redis_check
+from supportdesk_platform.telemetry import tracing_enabled
 from supportdesk_sessions.access import GatewaySessions
 from supportdesk_sessions.attachments import SessionAttachments
 from supportdesk_sessions.cipher import SessionCipher
@@ -48,6 +51,9 @@ RETRY_AFTER_SECONDS = 2
 SOCKET_CLOSE_GRACE_SECONDS = 0.5
 # Multipart boundaries and part headers around an upload's bytes.
 MULTIPART_OVERHEAD_BYTES = 64 * 1024
+# Regular expressions (comma-separated) of URLs that get no HTTP span: the
+# chat socket, and the probes and scrapes that would drown the traces.
+UNTRACED_PATHS = r"/ws\b,/health,/metrics"
 
 
 @dataclass
@@ -69,7 +75,9 @@ def build_gateway(
     client = redis or Redis.from_url(str(settings.redis_url))
     health = Health("gateway")
     hub = Hub(settings.ws_send_queue)
-    relay = Relay(settings, hub)
+    metrics = GatewayMetrics(health.registry, hub)
+    socket_turns = SocketTurns(metrics, settings.reply_timeout_seconds)
+    relay = Relay(settings, hub, socket_turns)
 
     sessions = GatewaySessions(
         client,
@@ -108,7 +116,6 @@ def build_gateway(
         client_id=f"supportdesk-gateway-{settings.replica_id}",
     )
     clients = ClientAddress(settings.trusted_proxies.split(","))
-    metrics = GatewayMetrics(health.registry, hub)
     context = GatewayContext(
         settings=settings,
         sessions=sessions,
@@ -124,7 +131,10 @@ def build_gateway(
         hub=hub,
         events=EventPublisher(service.broker, settings.topics, settings.replica_id),
         metrics=metrics,
-        limiter=RateLimiter(client, settings.redis_key_prefix, enabled=settings.rate_limit_enabled),
+        socket_turns=socket_turns,
+        limiter=RateLimiter(
+            client, settings.redis_key_prefix, enabled=settings.rate_limit_enabled, refused=metrics.rate_limited
+        ),
         clients=clients,
         fingerprints=Fingerprints(
             settings.fingerprint_mode,
@@ -166,6 +176,11 @@ def create_app(context: GatewayContext, health: Health) -> FastAPI:
         )
     app.add_middleware(JsonTooLarge)
     app.add_middleware(RequestId)
+    if tracing_enabled():
+        # An HTTP call's server span roots its trace (a REST or SSE turn, an
+        # upload). Not the chat socket: it lives as long as the chat, and each
+        # of its messages roots a trace of its own (api/ws.py).
+        FastAPIInstrumentor.instrument_app(app, excluded_urls=UNTRACED_PATHS, exclude_spans=["receive", "send"])
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -9,6 +9,7 @@ from supportdesk_gateway.limits import ClientAddress, RateLimiter
 from supportdesk_gateway.metrics import GatewayMetrics
 from supportdesk_gateway.publisher import EventPublisher
 from supportdesk_gateway.settings import GatewaySettings
+from supportdesk_gateway.timing import SocketTurns
 from supportdesk_sessions.access import GatewaySessions
 from supportdesk_sessions.attachments import SessionAttachments
 from supportdesk_sessions.recorder import SessionRecorder
@@ -25,6 +26,7 @@ class GatewayContext:
     hub: Hub
     events: EventPublisher
     metrics: GatewayMetrics
+    socket_turns: SocketTurns
     limiter: RateLimiter
     clients: ClientAddress
     fingerprints: Fingerprints

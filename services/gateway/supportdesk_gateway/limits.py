@@ -15,6 +15,7 @@ import math
 import uuid
 from dataclasses import dataclass
 
+from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.datastructures import Headers, MutableHeaders
@@ -89,10 +90,14 @@ class RateLimited(Exception):
 
 
 class RateLimiter:
-    def __init__(self, redis: Redis, prefix: str, *, enabled: bool = True) -> None:
+    """Checks subjects against limits; each refusal is counted in `refused`
+    (labelled with the limit's name), whichever channel asked."""
+
+    def __init__(self, redis: Redis, prefix: str, *, enabled: bool = True, refused: Counter | None = None) -> None:
         self.redis = redis
         self.prefix = prefix
         self.enabled = enabled
+        self.refused = refused
         self._step = redis.register_script(_SLIDING_WINDOW)
 
     async def hit(self, limit: Limit, subject: str) -> Decision:
@@ -109,6 +114,8 @@ class RateLimiter:
             # down with it (the store's own outage shows on readiness).
             log.warning("rate limit store unavailable; admitting", exc_info=True)
             return UNLIMITED
+        if not allowed and self.refused is not None:
+            self.refused.labels(limit.name).inc()
         return Decision(bool(allowed), limit.requests, int(remaining), int(reset_ms) / 1000)
 
     async def check(self, limit: Limit, subject: str) -> Decision:

@@ -12,13 +12,27 @@ class GatewayMetrics:
         )
         self.turn_seconds = Histogram(
             "supportdesk_gateway_turn_seconds",
-            "From publishing a REST/SSE message to its reply.",
+            "From publishing a user's message (REST, SSE or WebSocket) to its reply, error or handoff"
+            " (outcome: reply, error, human, timeout).",
             ["channel", "outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.first_delta_seconds = Histogram(
+            "supportdesk_gateway_first_delta_seconds",
+            "From publishing a user's message to the first piece of its answer (a delta, or the whole reply).",
+            ["channel"],
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
         self.client_errors = Counter(
             "supportdesk_gateway_client_errors", "Rejected client input, by error code.", ["code"], registry=registry
+        )
+        self.rate_limited = Counter(
+            "supportdesk_gateway_rate_limited",
+            "Requests, messages, resumes and session creations refused by a rate limit, by the limit's name.",
+            ["limit"],
+            registry=registry,
         )
         self.fingerprint_mismatches = Counter(
             "supportdesk_gateway_fingerprint_mismatches",

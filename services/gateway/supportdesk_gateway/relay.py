@@ -13,16 +13,19 @@ from pydantic import TypeAdapter, ValidationError
 from supportdesk_contracts.events import OutboundEvent
 from supportdesk_contracts.frames import frame_of
 from supportdesk_gateway.hub import Hub
+from supportdesk_gateway.timing import SocketTurns
 from supportdesk_platform.kafka import consumer_options
 from supportdesk_platform.settings import ServiceSettings
+from supportdesk_platform.telemetry import span
 
 log = logging.getLogger(__name__)
 _OUTBOUND = TypeAdapter[OutboundEvent](OutboundEvent)
 
 
 class Relay:
-    def __init__(self, settings: ServiceSettings, hub: Hub) -> None:
+    def __init__(self, settings: ServiceSettings, hub: Hub, turns: SocketTurns | None = None) -> None:
         self.hub = hub
+        self.turns = turns
         self.router = KafkaRouter()
         options = consumer_options(settings)
         options.pop("session_timeout_ms")
@@ -44,7 +47,14 @@ class Relay:
             # unknown newer event type is simply not shown to clients.
             log.warning("unreadable outbound event skipped", extra={"bytes": len(message.body)})
             return
-        self.hub.deliver(event.session_id, frame_of(event))
+        frame = frame_of(event)
+        # The last hop of a message's trace: to this replica's sockets and calls.
+        with span(
+            "deliver", {"supportdesk.frame": frame.type, "supportdesk.sockets": self.hub.sockets_of(event.session_id)}
+        ):
+            self.hub.deliver(event.session_id, frame)
+        if self.turns is not None:
+            self.turns.seen(event.session_id, frame)
 
     async def ready(self) -> bool:
         """True once the consumer holds every partition and knows its position:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from supportdesk_contracts.events import Channel, HandoffStatus
-from supportdesk_contracts.frames import AckFrame, ErrorFrame, ReplyFrame, ServerFrame
+from supportdesk_contracts.frames import AckFrame, DeltaFrame, ErrorFrame, ReplyFrame, ServerFrame
 from supportdesk_gateway.context import GatewayContext
 from supportdesk_platform.logs import bind
 
@@ -55,11 +55,15 @@ async def turn_frames(
     comes within the reply timeout."""
     began = time.perf_counter()
     outcome = "timeout"
+    first_delta = True
     try:
         async with context.hub.watch_turn(session_id, message_id) as frames:
             await publish_message(context, session_id, message_id, content, channel)
             while True:
                 frame = await asyncio.wait_for(frames.get(), context.settings.reply_timeout_seconds)
+                if first_delta and isinstance(frame, DeltaFrame | ReplyFrame):
+                    first_delta = False
+                    context.metrics.first_delta_seconds.labels(channel).observe(time.perf_counter() - began)
                 if isinstance(frame, ReplyFrame | ErrorFrame):
                     outcome = frame.type
                 yield frame

@@ -5,6 +5,7 @@ from supportdesk_ingest.settings import IngestSettings
 from supportdesk_platform.lifecycle import serve_worker
 from supportdesk_platform.logs import configure_logging
 from supportdesk_platform.ops import Health
+from supportdesk_platform.telemetry import configure_tracing
 
 
 async def run(settings: IngestSettings) -> None:
@@ -15,6 +16,7 @@ async def run(settings: IngestSettings) -> None:
 def main() -> None:
     settings = IngestSettings()
     configure_logging("ingest", settings.log_level, settings.log_format)
+    configure_tracing("ingest", settings)
     asyncio.run(run(settings))
 
 

@@ -3,11 +3,13 @@
 from pathlib import Path
 
 from faststream.kafka import KafkaBroker, KafkaRouter
+from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from supportdesk_documents.registry import DocumentRegistry
 from supportdesk_ingest.handlers import build_router
 from supportdesk_ingest.indexing import AttachmentReader, DocumentParser, Indexer
+from supportdesk_ingest.metrics import IngestMetrics
 from supportdesk_ingest.sandbox import ParseSandbox
 from supportdesk_ingest.settings import IngestSettings
 from supportdesk_ingest.sources import DocumentSources, SourcePolicy
@@ -20,7 +22,11 @@ from supportdesk_sessions.cipher import SessionCipher
 
 
 def ingest_component(
-    settings: IngestSettings, knowledge: KnowledgeBase, redis: Redis, parser: DocumentParser | None = None
+    settings: IngestSettings,
+    knowledge: KnowledgeBase,
+    redis: Redis,
+    parser: DocumentParser | None = None,
+    metrics: CollectorRegistry | None = None,
 ) -> Component:
     """Ingest's subscriber, checks and start-up work, for a process of its own
     or one it shares with the agent (Qdrant local mode: one process per folder).
@@ -43,12 +49,13 @@ def ingest_component(
         settings.sample_knowledge_retires,
         sources=DocumentSources(registry, policy),
         statuses=statuses,
+        metrics=IngestMetrics(metrics) if metrics is not None else None,
     )
     attachments = SessionAttachments(redis, SessionCipher(settings.encryption_keys), settings.redis_key_prefix)
     reader = AttachmentReader(knowledge, attachments, parser, settings.attachment_max_passages)
     component = Component(
         "ingest",
-        router=build_router(settings, indexer, reader, router),
+        router=build_router(settings, indexer, reader, router, metrics),
         checks={"redis": redis_check(redis), "qdrant": knowledge.index.ready},
     )
     if settings.wants_samples:
@@ -74,9 +81,10 @@ async def build_worker(
     (and then closed by the worker when it stops)."""
     kb = knowledge or await KnowledgeBase.open(settings.knowledge)
     client = redis or Redis.from_url(str(settings.redis_url))
-    component = ingest_component(settings, kb, client, parser)
+    health = health or Health("ingest")
+    component = ingest_component(settings, kb, client, parser, metrics=health.registry)
     if knowledge is None:
         component.closers.append(kb.close)
     if redis is None:
         component.closers.append(client.aclose)
-    return Service("ingest", settings, health or Health("ingest"), [component], broker=broker, provisioner=provisioner)
+    return Service("ingest", settings, health, [component], broker=broker, provisioner=provisioner)

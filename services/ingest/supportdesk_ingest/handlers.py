@@ -1,6 +1,7 @@
 """Kafka subscriber of the ingest worker: the documents.uploads topic."""
 
 from faststream.kafka import KafkaRouter
+from prometheus_client import CollectorRegistry
 from pydantic import TypeAdapter
 
 from supportdesk_contracts.events import AttachmentUploaded, DocumentDeleted, DocumentEvent, DocumentUploaded
@@ -12,10 +13,14 @@ _DOCUMENT = TypeAdapter[DocumentEvent](DocumentEvent)
 
 
 def build_router(
-    settings: IngestSettings, indexer: Indexer, reader: AttachmentReader, router: KafkaRouter | None = None
+    settings: IngestSettings,
+    indexer: Indexer,
+    reader: AttachmentReader,
+    router: KafkaRouter | None = None,
+    registry: CollectorRegistry | None = None,
 ) -> KafkaRouter:
     """Subscribes on `router` (a new one if not given: one whose publishers
-    the indexer already holds)."""
+    the indexer already holds); dead letters are counted in `registry`."""
     topics = settings.topics
     router = router or KafkaRouter()
 
@@ -28,7 +33,11 @@ def build_router(
                 await reader.given_up(event, reason)
 
     dead_letters = DeadLetters(
-        router.publisher(topics.dead_letters, title="ingest:deadletter"), "ingest", RetryPolicy.of(settings), given_up
+        router.publisher(topics.dead_letters, title="ingest:deadletter"),
+        "ingest",
+        RetryPolicy.of(settings),
+        given_up,
+        registry,
     )
 
     async def dispatch(event: DocumentUploaded | DocumentDeleted | AttachmentUploaded) -> None:

@@ -2,16 +2,19 @@
 
 import hashlib
 import logging
+import time
 from pathlib import PurePath
 from typing import Protocol
 
 from supportdesk_contracts.events import AttachmentUploaded, DocumentDeleted, DocumentStatusChanged, DocumentUploaded
 from supportdesk_documents.registry import DocumentRegistry, Status, document_id_for
 from supportdesk_ingest.errors import UnreadableDocument
+from supportdesk_ingest.metrics import IngestMetrics
 from supportdesk_ingest.samples import sample_documents, sample_ids
 from supportdesk_ingest.sources import DocumentSources, SourcePolicy
 from supportdesk_knowledge.base import KnowledgeBase
 from supportdesk_platform.kafka import TRANSIENT_ERRORS, Publisher
+from supportdesk_platform.telemetry import span
 from supportdesk_sessions.attachments import AttachmentRecord, Passage, SessionAttachments
 from supportdesk_sessions.cipher import SessionDecryptError
 
@@ -42,6 +45,7 @@ class Indexer:
         *,
         sources: DocumentSources | None = None,
         statuses: Publisher | None = None,
+        metrics: IngestMetrics | None = None,
     ) -> None:
         """With `samples_retire`, the sample knowledge leaves the index and the
         document list once an own document is indexed. `sources` reads a
@@ -53,11 +57,14 @@ class Indexer:
         self.samples_retire = samples_retire
         self.sources = sources or DocumentSources(registry, SourcePolicy(max_bytes=DEFAULT_MAX_BYTES))
         self.statuses = statuses
+        self.metrics = metrics
 
     async def _mark(
         self, event: DocumentUploaded, status: Status, *, chunks: int | None = None, error: str | None = None
     ) -> None:
         recorded = await self.registry.mark(event.document_id, status, chunks=chunks, error=error)
+        if recorded and status == "failed":
+            self._count("failed")
         if recorded and self.statuses is not None:
             changed = DocumentStatusChanged(
                 **event.caused(), document_id=event.document_id, status=status, chunks=chunks, error=error
@@ -75,7 +82,12 @@ class Indexer:
             await self._refused(event, f"not indexed: {type(exc).__name__}: {exc}")
             raise
 
+    def _count(self, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.documents.labels(outcome).inc()
+
     async def _index(self, event: DocumentUploaded) -> None:
+        began = time.perf_counter()
         if event.blob_key is None:
             # From another producer: its status record starts here.
             await self.registry.register(event.document_id, event.filename, event.content_type)
@@ -97,7 +109,11 @@ class Indexer:
             await self.registry.describe(event.document_id, len(data), sha)
         await self._mark(event, "processing")
         try:
-            text = await self.parser.extract_text(event.filename, data)
+            with span(
+                "parse",
+                {"supportdesk.document.bytes": len(data), "supportdesk.document.type": event.content_type or ""},
+            ):
+                text = await self.parser.extract_text(event.filename, data)
         except UnreadableDocument as exc:
             # Final, whatever the reason (a limit, a crash of the parser): the
             # message is acknowledged, since parsing the same bytes again
@@ -114,6 +130,11 @@ class Indexer:
         )
         await self._mark(event, "indexed", chunks=chunks)
         log.info("document indexed", extra={"document_id": event.document_id, "chunks": chunks})
+        if self.metrics is not None:
+            self._count("indexed")
+            self.metrics.chunks.inc(chunks)
+            self.metrics.bytes.inc(len(data))
+            self.metrics.document_seconds.observe(time.perf_counter() - began)
         if self.samples_retire and chunks:
             await self.retire_samples()
 
@@ -125,6 +146,8 @@ class Indexer:
         # The bytes stay (24 h): replaying the dead letter indexes it once the dependency is back.
         error = f"not indexed: {reason}; upload it again or replay its dead letter"
         recorded = await self.registry.mark(event.document_id, "failed", error=error, keep_bytes=True)
+        if recorded:
+            self._count("failed")
         if recorded and self.statuses is not None:
             failed = DocumentStatusChanged(
                 **event.caused(), document_id=event.document_id, status="failed", error=error
@@ -134,6 +157,7 @@ class Indexer:
     async def deleted(self, event: DocumentDeleted) -> None:
         await self.kb.index.delete_document(event.document_id)
         await self.registry.remove(event.document_id)
+        self._count("deleted")
 
     async def retire_samples(self) -> None:
         """The sample knowledge out of the index and the document list (the

@@ -31,7 +31,7 @@ def session_component(
     settings: SessionWorkerSettings, redis: Redis, registry: CollectorRegistry | None = None
 ) -> Component:
     store = build_recorder(settings, redis)
-    router = build_router(settings, store)
+    router = build_router(settings, store, registry)
     reaper = SessionReaper(
         store, router.publisher(settings.topics.chat_inbound, title="session:expiries"), settings.session_reap_seconds
     )
@@ -56,7 +56,7 @@ def session_component(
     )
     if settings.escalation_webhook_url is not None:
         client = httpx.AsyncClient()
-        subscribe_webhook(router, settings, EscalationWebhook(webhook_policy(settings), store, client))
+        subscribe_webhook(router, settings, EscalationWebhook(webhook_policy(settings), store, client), registry)
         component.closers.append(client.aclose)
     return component
 

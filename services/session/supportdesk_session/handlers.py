@@ -1,6 +1,7 @@
 """Kafka subscriber of the session worker: the chat.inbound log."""
 
 from faststream.kafka import KafkaRouter
+from prometheus_client import CollectorRegistry
 from pydantic import TypeAdapter
 
 from supportdesk_contracts.events import (
@@ -24,7 +25,9 @@ _INBOUND = TypeAdapter[InboundEvent](InboundEvent)
 _ESCALATIONS = TypeAdapter[EscalationEvent](EscalationEvent)
 
 
-def build_router(settings: SessionWorkerSettings, store: SessionRecorder) -> KafkaRouter:
+def build_router(
+    settings: SessionWorkerSettings, store: SessionRecorder, registry: CollectorRegistry | None = None
+) -> KafkaRouter:
     topics = settings.topics
     router = KafkaRouter()
     ledger = SessionLedger(
@@ -56,6 +59,7 @@ def build_router(settings: SessionWorkerSettings, store: SessionRecorder) -> Kaf
         "session",
         RetryPolicy.of(settings),
         given_up,
+        registry,
     )
 
     async def dispatch(event: MessageReceived | ReplyCompleted | SessionClosed | MemoryCondensed) -> None:
@@ -82,11 +86,19 @@ def build_router(settings: SessionWorkerSettings, store: SessionRecorder) -> Kaf
     return router
 
 
-def subscribe_webhook(router: KafkaRouter, settings: SessionWorkerSettings, webhook: EscalationWebhook) -> None:
+def subscribe_webhook(
+    router: KafkaRouter,
+    settings: SessionWorkerSettings,
+    webhook: EscalationWebhook,
+    registry: CollectorRegistry | None = None,
+) -> None:
     """The escalations log, in a consumer group of its own: a slow webhook
     receiver delays no chat turn."""
     dead_letters = DeadLetters(
-        router.publisher(settings.topics.dead_letters, title="webhook:deadletter"), "webhook", RetryPolicy.of(settings)
+        router.publisher(settings.topics.dead_letters, title="webhook:deadletter"),
+        "webhook",
+        RetryPolicy.of(settings),
+        registry=registry,
     )
 
     async def notify(event: SessionEscalated | SessionStatusChanged) -> None:

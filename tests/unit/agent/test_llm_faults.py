@@ -4,6 +4,7 @@ mid-way says so; a hang ends at the timeout; after repeated failures the
 circuit breaker answers from the passages at once, without calling, then
 probes and closes again. Metrics count calls, latency and tokens."""
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -155,3 +156,17 @@ async def test_what_the_model_is_sent(llm: ScriptedLlm, embedder: Any, clients: 
     assert "3-5 business days" in system["content"]
     assert question == {"role": "user", "content": "How long does shipping take?"}
     assert request["stream"] is True
+
+
+async def test_time_to_first_token_is_measured(llm: ScriptedLlm, embedder: Any, clients: list[AsyncOpenAI]) -> None:
+    """From the call to the model's first token: a model that thinks for
+    0.3 s before it answers shows 0.3 s, whatever the stream takes after."""
+    llm.slow_when, llm.slow_seconds, llm.word_seconds = "shipping", 0.3, 0.05
+    registry = CollectorRegistry()
+    began = time.perf_counter()
+    assert await answer(generator(llm, embedder, CircuitBreaker(5, 30), AgentMetrics(registry), clients)) == llm.answer
+    whole = time.perf_counter() - began
+    first = sample(registry, "supportdesk_agent_llm_first_token_seconds_sum")
+    assert sample(registry, "supportdesk_agent_llm_first_token_seconds_count") == 1
+    assert 0.3 <= first < whole - 0.2  # the five later words took 0.25 s more
+    assert sample(registry, "supportdesk_agent_llm_seconds_sum") >= whole - 0.05

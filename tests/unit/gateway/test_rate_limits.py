@@ -4,6 +4,7 @@ for chat messages on every channel; refusals say when to retry."""
 import json
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from builders import InProcess
 from supportdesk_contracts.frames import ErrorFrame
@@ -95,3 +96,30 @@ async def test_resumes_are_limited_per_session(system: InProcess) -> None:
     frame = connection.queue.get_nowait()
     assert isinstance(frame, ErrorFrame)
     assert frame.code == "rate_limited"
+
+
+def refusals(metrics_text: str) -> dict[str, float]:
+    """supportdesk_gateway_rate_limited_total by limit, from /metrics."""
+    [family] = [f for f in text_string_to_metric_families(metrics_text) if f.name == "supportdesk_gateway_rate_limited"]
+    return {s.labels["limit"]: s.value for s in family.samples if s.name.endswith("_total")}
+
+
+@pytest.mark.parametrize("gateway_overrides", [{"rate_limit_sessions": 1, "rate_limit_messages": 1}])
+async def test_each_refusal_is_counted_by_the_name_of_its_limit(system: InProcess) -> None:
+    created = (await system.http.post("/api/v1/sessions", json={})).json()
+    assert (await system.http.post("/api/v1/sessions", json={})).status_code == 429
+    sid, auth = created["session_id"], {"Authorization": f"Bearer {created['token']}"}
+    for content in ("a", "b"):
+        await system.http.post(f"/api/v1/sessions/{sid}/messages", json={"content": content}, headers=auth)
+    socket = ChatSocket(None, system.gateway.context, system.gateway.context.hub.connect(sid))  # type: ignore[arg-type]
+    for _ in range(2):
+        await socket.handle(json.dumps({"type": "resume", "after_seq": 0}))
+    counted = refusals((await system.http.get("/metrics")).text)
+    assert counted == {"sessions": 1, "messages": 1, "resumes": 1}  # no request was refused: no series
+
+
+@REQUESTS_5
+async def test_refused_requests_are_counted(system: InProcess) -> None:
+    for _ in range(7):
+        await system.http.get("/api/v1/info")
+    assert refusals((await system.http.get("/metrics")).text) == {"requests": 2}

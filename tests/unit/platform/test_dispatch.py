@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from aiokafka import TopicPartition
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry import context as trace_context
 
 from supportdesk_platform.dispatch import KeyedDispatcher, Watermark
 
@@ -167,3 +168,24 @@ async def test_work_that_gives_up_while_draining_commits_nothing_of_its_lane() -
     assert handled == [0]
     assert committer.commits == [1]  # past offset 0 only: 1 and 2 are redelivered
     assert dispatcher.in_flight == 0
+
+
+async def test_each_message_is_handled_in_the_trace_context_it_was_consumed_in() -> None:
+    """A lane handles its messages in one task, later: each must run under the
+    context of its own consume (its trace), not the lane's first message's."""
+    seen: list[object] = []
+
+    async def work(message: Any) -> None:
+        seen.append(trace_context.get_value("consumed"))
+
+    dispatcher = KeyedDispatcher(work, max_in_flight=8)
+    committer = Committer()
+    for message, consumed in zip(messages(committer, "a", "a", "b"), ("first", "second", "third"), strict=True):
+        token = trace_context.attach(trace_context.set_value("consumed", consumed))
+        try:
+            await dispatcher.submit(message)
+        finally:
+            trace_context.detach(token)
+    await settle()
+    assert seen == ["first", "third", "second"] or sorted(map(str, seen)) == ["first", "second", "third"]
+    assert seen.index("first") < seen.index("second")

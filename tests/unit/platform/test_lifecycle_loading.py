@@ -8,9 +8,13 @@ import os
 import signal
 
 import httpx
+import pytest
+from faststream.kafka import KafkaBroker, TestKafkaBroker
 
 from devstack import free_port
-from supportdesk_platform.lifecycle import Service, serve_worker
+from supportdesk_platform import lifecycle
+from supportdesk_platform.kafka import NoProvisioning
+from supportdesk_platform.lifecycle import Component, Service, serve_worker
 from supportdesk_platform.ops import Health
 from supportdesk_session.settings import SessionWorkerSettings
 
@@ -48,3 +52,39 @@ async def test_probes_answer_while_the_service_is_still_being_built() -> None:
     os.kill(os.getpid(), signal.SIGTERM)
     await asyncio.wait_for(worker, 10)
     assert not release.is_set()
+
+
+async def test_readiness_is_kept_current_without_a_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    """supportdesk_ready follows a dependency going down and coming back even
+    where nothing calls /health/ready (a run without Kubernetes probes)."""
+    monkeypatch.setattr(lifecycle, "READINESS_REFRESH_SECONDS", 0.05)
+    health = Health("probe-less")
+    up = True
+
+    async def dependency() -> bool:
+        return up
+
+    broker = KafkaBroker()
+    service = Service(
+        "probe-less",
+        SessionWorkerSettings(ops_port=free_port()),
+        health,
+        [Component("probe-less", checks={"dependency": dependency})],
+        broker=broker,
+        provisioner=NoProvisioning(),
+    )
+
+    def ready() -> float | None:
+        return health.registry.get_sample_value("supportdesk_ready")
+
+    async with TestKafkaBroker(broker):
+        await service.start()
+        assert ready() == 1.0
+        up = False
+        await asyncio.sleep(0.3)
+        assert ready() == 0.0
+        up = True
+        await asyncio.sleep(0.3)
+        assert ready() == 1.0
+        await service.drain()
+        assert ready() == 0.0

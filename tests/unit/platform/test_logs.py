@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 from faststream.kafka import KafkaBroker, KafkaRouter, TestKafkaBroker
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext
 from pydantic import TypeAdapter
 
 from supportdesk_contracts.events import MessageReceived
@@ -75,3 +77,15 @@ async def test_records_emitted_while_handling_an_event_carry_its_ids(captured: C
         await broker.publish(event, settings.topics.chat_inbound)
     [record] = [r for r in captured.records if r.name == "supportdesk.test.handler"]
     assert (record.session_id, record.correlation_id) == ("s-42", "m-7")  # type: ignore[attr-defined]
+
+
+def test_records_carry_the_current_trace(captured: Captured) -> None:
+    """A log line leads to its trace: the ids of the span current when it was
+    written (none outside one)."""
+    context = SpanContext(trace_id=0x0AF7651916CD43DD8448EB211C80319C, span_id=0xB7AD6B7169203331, is_remote=False)
+    with trace.use_span(NonRecordingSpan(context)):
+        logging.getLogger("any.library").warning("inside a span")
+    logging.getLogger("any.library").warning("outside")
+    inside, outside = (json.loads(JsonFormatter("test").format(r)) for r in captured.records)
+    assert (inside["trace_id"], inside["span_id"]) == ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331")
+    assert (outside["trace_id"], outside["span_id"]) == (None, None)

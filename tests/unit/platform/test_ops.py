@@ -2,10 +2,11 @@ import subprocess
 import sys
 
 import httpx
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from devstack import free_port
-from supportdesk_platform.ops import Health, ops_app
+from supportdesk_platform.ops import Health, add_runtime_metrics, ops_app
 
 
 async def test_readiness_is_503_with_the_state_of_each_dependency(redis_url: str) -> None:
@@ -49,3 +50,41 @@ async def test_a_draining_service_is_unready_at_once_whatever_its_dependencies_s
         ready = await client.get("/health/ready")
         assert (ready.status_code, ready.json()["status"]) == (503, "draining")
         assert (await client.get("/health")).status_code == 200  # alive until it exits
+
+
+async def test_the_ready_gauge_reports_the_last_readiness_answer_and_zero_while_draining() -> None:
+    dependency_up = True
+
+    async def dependency() -> bool:
+        return dependency_up
+
+    health = Health("test", checks={"redis": dependency})
+
+    def ready() -> float | None:
+        return health.registry.get_sample_value("supportdesk_ready")
+
+    assert ready() == 0  # never answered: not known to be ready
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ops_app(health)), base_url="http://t") as client:
+        assert (await client.get("/health/ready")).status_code == 200
+        assert ready() == 1
+        dependency_up = False
+        assert ready() == 1  # a scrape asks no dependency: it reports the last answer
+        assert (await client.get("/health/ready")).status_code == 503
+        assert ready() == 0
+        dependency_up = True
+        await client.get("/health/diagnostics")  # any run of the checks counts
+        assert ready() == 1
+        health.draining = True
+        assert ready() == 0  # at once, before any probe asks
+        assert "supportdesk_ready 0.0" in (await client.get("/metrics")).text
+
+
+async def test_each_service_reports_its_process_and_runtime_once() -> None:
+    health = Health("test")
+    add_runtime_metrics(health.registry)  # again: nothing doubles
+    add_runtime_metrics(REGISTRY)  # the global registry has them already
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ops_app(health)), base_url="http://t") as client:
+        lines = (await client.get("/metrics")).text.splitlines()
+    for name in ("process_resident_memory_bytes", "process_cpu_seconds_total", "python_info"):
+        assert len([line for line in lines if line.startswith(f"{name} ") or line.startswith(f"{name}{{")]) == 1
+    assert any(line.startswith('python_gc_collections_total{generation="0"}') for line in lines)

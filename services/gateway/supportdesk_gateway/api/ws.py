@@ -10,6 +10,8 @@ import uuid
 
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from opentelemetry.context import Context
+from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
@@ -28,6 +30,7 @@ from supportdesk_gateway.hub import NOT_READING, Close, Connection, SlowConsumer
 from supportdesk_gateway.limits import RateLimited
 from supportdesk_gateway.turns import InvalidMessage, checked_content, publish_message
 from supportdesk_platform.logs import bind
+from supportdesk_platform.telemetry import tracer
 from supportdesk_sessions.records import is_session_id
 
 log = logging.getLogger(__name__)
@@ -170,7 +173,16 @@ class ChatSocket:
                 except RateLimited as exc:
                     self.reply(rate_limited_frame(exc, message_id))
                     return
-                await publish_message(self.context, session_id, message_id, content, "ws")
+                # The root of this message's trace: the socket's own lives as
+                # long as the chat, so each message starts a trace of its own.
+                with tracer.start_as_current_span(
+                    "ws message",
+                    context=Context(),
+                    kind=SpanKind.SERVER,
+                    attributes={"supportdesk.session_id": session_id, "messaging.message.conversation_id": message_id},
+                ):
+                    self.context.socket_turns.started(session_id, message_id)
+                    await publish_message(self.context, session_id, message_id, content, "ws")
 
 
 async def _authorize(websocket: WebSocket, context: GatewayContext, session_id: str | None, token: str | None) -> bool:
