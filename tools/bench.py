@@ -1,91 +1,71 @@
-"""Benchmarks of a locally started system (loopback only, bounded in count).
+"""Benchmarks of locally started systems (loopback only, bounded in time).
 
-    make bench
+    make bench                      # every section
+    python tools/bench.py knowledge transport tracing
 
-Starts the stack like `make run` (own broker, free ports, unique topics),
-then measures chat-turn latency over REST and WebSocket (to ack, first
-delta, reply), a concurrent WebSocket load, and each process's memory; then
-the same with every message traced, for the cost of tracing.
+Each section starts its own stack like `make run` (own broker, free ports,
+unique topics) and drives it from outside with `loadgen` over WebSockets:
+
+  knowledge  full retrieval turns (query embedding, vector search over
+             ≥ 10k chunks, extractive answer): 32 sessions back to back, then
+             paced at half that rate; memory of each process
+  transport  the same client against the pipeline with AGENT_ANSWERER=echo,
+             and against a bare uvicorn/FastAPI WebSocket echo (the ceiling)
+  tracing    the knowledge turns again with every message traced (sampler
+             at 100 %, OTLP/HTTP to a receiver in this process) vs not
+
+It prints Markdown; docs/benchmarks.md keeps the figures with the machine's facts.
 """
 
 import asyncio
-import json
-import statistics
+import os
+import platform
+import random
+import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import websockets
+import loadgen
+import numpy as np
+from loadgen import Load
 
 import otlp_receiver
-from devstack import Stack, free_port
+from devstack import Stack, free_port, http_ok, wait_for
 from otlp_receiver import Receiver
 
-QUESTION = "How long does standard shipping take?"
-SEQUENTIAL_TURNS = 100
-CONCURRENT_SESSIONS = 20
-TURNS_PER_SESSION = 5
+SESSIONS = 32
+SECONDS = float(os.environ.get("BENCH_SECONDS", "20"))
+FILLER_CHUNKS = int(os.environ.get("BENCH_CHUNKS", "10000"))
+FILLER_PER_DOCUMENT = 20
+ROOT = Path(__file__).resolve().parent.parent
+
+# Questions the sample knowledge answers, each sent with a varying tail: a
+# repeated question would be answered from the query-embedding cache, and
+# the benchmark would not measure the embedding it claims to.
+QUESTIONS = [
+    "How long does standard shipping take?",
+    "What is your refund policy?",
+    "Do you ship internationally?",
+    "How can I reset my password?",
+    "How do I contact support?",
+    "Can I return an item after 30 days?",
+    "How much does express shipping cost?",
+    "How do I change my account email?",
+]
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+def question(n: int) -> str:
+    return f"{QUESTIONS[n % len(QUESTIONS)]} (order {random.randrange(10**6)})"
 
 
-def summary(name: str, values: list[float]) -> str:
-    return (
-        f"| {name} | {len(values)} | {statistics.median(values) * 1000:.1f} | "
-        f"{pct(values, 0.95):.1f} | {pct(values, 0.99):.1f} |"
-    )
-
-
-async def session(client: httpx.AsyncClient) -> dict[str, Any]:
-    response = await client.post("/api/v1/sessions", json={})
-    response.raise_for_status()
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def rest_turns(base: str) -> list[float]:
-    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
-        s = await session(client)
-        headers = {"Authorization": f"Bearer {s['token']}"}
-        timings = []
-        for _ in range(SEQUENTIAL_TURNS):
-            began = time.perf_counter()
-            r = await client.post(
-                f"/api/v1/sessions/{s['session_id']}/messages", json={"content": QUESTION}, headers=headers
-            )
-            r.raise_for_status()
-            timings.append(time.perf_counter() - began)
-        return timings
-
-
-async def ws_turns(base: str, ws_base: str, turns: int) -> dict[str, list[float]]:
-    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
-        s = await session(client)
-    out: dict[str, list[float]] = {"ack": [], "first_delta": [], "reply": []}
-    async with websockets.connect(f"{ws_base}/ws?session_id={s['session_id']}&token={s['token']}") as ws:
-        for _ in range(turns):
-            began = time.perf_counter()
-            await ws.send(json.dumps({"type": "message", "content": QUESTION, "message_id": str(uuid.uuid4())}))
-            seen_delta = False
-            while True:
-                frame = json.loads(await ws.recv())
-                now = time.perf_counter() - began
-                if frame["type"] == "ack":
-                    out["ack"].append(now)
-                elif frame["type"] == "delta" and not seen_delta:
-                    seen_delta = True
-                    out["first_delta"].append(now)
-                elif frame["type"] == "reply":
-                    out["reply"].append(now)
-                    break
-    return out
+def echo_text(n: int) -> str:
+    return f"ping {n} {random.randrange(10**6)}"
 
 
 def rss_mib(pid: int) -> float:
@@ -95,73 +75,15 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-@dataclass
-class Figures:
-    rest: list[float]
-    ws: dict[str, list[float]]
-    loaded: list[float]
-    elapsed: float
-
-    @property
-    def throughput(self) -> float:
-        return len(self.loaded) / self.elapsed
-
-
-async def measure(stack: Stack) -> Figures:
-    base = f"http://127.0.0.1:{stack.gateway_port}"
-    ws_base = f"ws://127.0.0.1:{stack.gateway_port}"
-    await ws_turns(base, ws_base, 5)  # warm-up
-    rest = await rest_turns(base)
-    ws = await ws_turns(base, ws_base, SEQUENTIAL_TURNS)
-    began = time.perf_counter()
-    results = await asyncio.gather(*(ws_turns(base, ws_base, TURNS_PER_SESSION) for _ in range(CONCURRENT_SESSIONS)))
-    elapsed = time.perf_counter() - began
-    return Figures(rest, ws, [t for r in results for t in r["reply"]], elapsed)
-
-
-def report(stack: Stack, figures: Figures) -> None:
-    print("\n| measure (ms) | n | p50 | p95 | p99 |\n|---|---|---|---|---|")
-    print(summary("REST turn (POST to JSON reply)", figures.rest))
-    print(summary("WS message to ack", figures.ws["ack"]))
-    print(summary("WS message to first delta", figures.ws["first_delta"]))
-    print(summary("WS message to reply", figures.ws["reply"]))
-    print(summary(f"WS reply, {CONCURRENT_SESSIONS} sessions at once", figures.loaded))
-    print(
-        f"\nThroughput under load: {figures.throughput:.1f} turns/s"
-        f" ({len(figures.loaded)} turns in {figures.elapsed:.1f} s)"
-    )
-    print("\n| process | RSS (MiB) |\n|---|---|")
-    for process in stack.processes:
-        print(f"| {process.name} | {rss_mib(process.popen.pid):.0f} |")
-
-
-def tracing_overhead(off: Figures, on: Figures, spans: int) -> None:
-    """The same measures with every message traced (sampler at 100 %,
-    exported over OTLP/HTTP to a receiver in this process) and without."""
-    print("\n### Tracing overhead (off: no OTEL endpoint; on: always_on, OTLP/HTTP to a local receiver)\n")
-    print("| measure | off | on | on/off |\n|---|---|---|---|")
-    for name, a, b in [
-        ("WS reply p50 (ms)", statistics.median(off.ws["reply"]), statistics.median(on.ws["reply"])),
-        ("WS reply p99 (ms)", pct(off.ws["reply"], 0.99) / 1000, pct(on.ws["reply"], 0.99) / 1000),
-        ("REST turn p50 (ms)", statistics.median(off.rest), statistics.median(on.rest)),
-        ("loaded reply p50 (ms)", statistics.median(off.loaded), statistics.median(on.loaded)),
-    ]:
-        print(f"| {name} | {a * 1000:.1f} | {b * 1000:.1f} | {b / a:.2f} |")
-    print(
-        f"| throughput (turns/s) | {off.throughput:.1f} | {on.throughput:.1f} | {on.throughput / off.throughput:.2f} |"
-    )
-    print(f"\nSpans received while tracing: {spans}")
-
-
 def new_stack(**env: str) -> Stack:
-    data = Path(".run") / f"bench-{uuid.uuid4().hex[:6]}"
+    data = ROOT / ".run" / f"bench-{uuid.uuid4().hex[:6]}"
     return Stack(
         gateway_port=free_port(),
         data_dir=data,
         ops_ports={"session": free_port(), "agent": free_port(), "ingest": free_port()},
         extra_env={
             "KAFKA_TOPIC_PREFIX": f"bench{uuid.uuid4().hex[:6]}",
-            "REDIS_KEY_PREFIX": "bench",
+            "REDIS_KEY_PREFIX": f"bench{uuid.uuid4().hex[:6]}",
             "LOG_LEVEL": "WARNING",
             # A load test from one address is not abuse.
             "RATE_LIMIT_ENABLED": "false",
@@ -171,36 +93,195 @@ def new_stack(**env: str) -> Stack:
     )
 
 
-def run(stack: Stack) -> Figures:
+async def prefill(data: Path, chunks: int) -> None:
+    """The stack's Qdrant folder with the sample knowledge (really embedded)
+    and `chunks` filler chunks on random unit vectors: an exact search costs
+    the same whatever the vectors say, and the filler never outranks the
+    samples, so answers stay the real ones. Marked as samples, so the ingest
+    worker neither loads the samples again nor retires them."""
+    from supportdesk_ingest.samples import sample_documents, sample_ids
+    from supportdesk_knowledge.base import KnowledgeBase
+    from supportdesk_knowledge.index import Chunk
+    from supportdesk_knowledge.settings import KnowledgeSettings
+
+    kb = await KnowledgeBase.open(KnowledgeSettings(qdrant_path=str(data / "qdrant")))
+    try:
+        for document_id, (title, body) in zip(sample_ids(), sample_documents(), strict=True):
+            await kb.add_document(document_id, title, body, sample=True, version=1)
+        rng = np.random.default_rng(7)
+        words = ["order", "parcel", "invoice", "courier", "warranty", "account", "basket", "voucher"]
+        for d in range(chunks // FILLER_PER_DOCUMENT):
+            vectors = rng.normal(size=(FILLER_PER_DOCUMENT, kb.embedder.dimension)).astype(np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            batch = [
+                Chunk(f"filler-{d}", f"Filler {d}", i, " ".join(rng.choice(words, 40)), sample=True, version=1)
+                for i in range(FILLER_PER_DOCUMENT)
+            ]
+            await kb.index.replace_document(batch, vectors.tolist())
+        print(f"Index: {await kb.index.count()} chunks")
+    finally:
+        await kb.close()
+
+
+def ws_urls(stack: Stack, sessions: int) -> list[str]:
+    base = f"http://127.0.0.1:{stack.gateway_port}"
+    urls = []
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for _ in range(sessions):
+            s = client.post("/api/v1/sessions", json={}).raise_for_status().json()
+            urls.append(f"ws://127.0.0.1:{stack.gateway_port}/ws?session_id={s['session_id']}&token={s['token']}")
+    return urls
+
+
+@dataclass
+class Measured:
+    full: Load
+    half: Load
+    rss: dict[str, float]
+    details: dict[str, Any]
+
+
+def measure(stack: Stack, message: loadgen.Message, seconds: float = SECONDS) -> Measured:
+    urls = ws_urls(stack, SESSIONS)
+    asyncio.run(loadgen.run(urls[:4], message, 3))  # warm-up
+    full = asyncio.run(loadgen.run(urls, message, seconds))
+    half = asyncio.run(loadgen.run(urls, message, seconds, rate=full.rate / 2))
+    rss = {p.name: rss_mib(p.popen.pid) for p in stack.processes}
+    details = httpx.get(f"http://127.0.0.1:{stack.ops_ports['agent']}/health/diagnostics", timeout=10).json()
+    return Measured(full, half, rss, details)
+
+
+def started(stack: Stack, before: Callable[[], None] | None = None) -> Stack:
+    if before is not None:
+        before()
     began = time.perf_counter()
     stack.start()
-    print(f"Stack ready in {time.perf_counter() - began:.1f} s")
+    print(f"(stack ready in {time.perf_counter() - began:.1f} s)")
+    return stack
+
+
+def row(name: str, load: Load, first: bool = True) -> str:
+    first_delta = f"{load.pct(0.5, load.first_deltas):.1f}" if first and load.first_deltas else "–"
+    return (
+        f"| {name} | {load.rate:.1f} | {load.median():.1f} | {load.pct(0.99):.1f} | {first_delta} | "
+        f"{len(load.replies)} | {load.lost} | {load.errors} |"
+    )
+
+
+HEADER = "| load | turns/s | reply p50 (ms) | reply p99 (ms) | first delta p50 (ms) | turns | lost | errors |"
+
+
+def knowledge(tracing: bool = False) -> Measured:
+    env: dict[str, str] = {}
+    receiver, server = Receiver(), None
+    if tracing:
+        server = otlp_receiver.start(receiver)
+        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_TRACES_SAMPLER": "always_on"}
+    stack = new_stack(**env)
     try:
-        figures = asyncio.run(measure(stack))
-        report(stack, figures)
-        return figures
+        started(stack, lambda: asyncio.run(prefill(stack.data_dir, FILLER_CHUNKS)))
+        measured = measure(stack, question)
     finally:
         stack.stop()
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+    measured.details["spans"] = len(receiver.spans)
+    return measured
+
+
+def report_knowledge(m: Measured) -> None:
+    print(f"\n### Full retrieval turns ({SESSIONS} WebSocket sessions, ≥ {FILLER_CHUNKS:,} chunks)\n")
+    print(HEADER + "\n|---|---|---|---|---|---|---|---|")
+    print(row("back to back", m.full))
+    print(row("paced at half that rate", m.half))
+    embedder = m.details.get("embedder", {})
+    if embedder:
+        hits, misses = embedder["cache_hits"], embedder["cache_misses"]
+        print(
+            f"\nEmbedder: {embedder['model_calls']:,} model calls; cache {hits:,} hits, {misses:,} misses"
+            f" ({hits / max(1, hits + misses):.0%} hits)"
+        )
+    print("\n| process | RSS (MiB) |\n|---|---|")
+    for name, mib in m.rss.items():
+        print(f"| {name} | {mib:.0f} |")
+
+
+def bare_echo(pipeline_half_rate: float) -> tuple[Load, Load, Load]:
+    """The ceiling, driven by the same client: back to back, paced at half
+    its own rate, and paced at the rate the pipeline was at half load."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(ROOT / "tools" / "echo_server.py"), str(port)])
+    try:
+        wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/docs"), 30, "the bare echo server")
+        urls = [f"ws://127.0.0.1:{port}/ws" for _ in range(SESSIONS)]
+        asyncio.run(loadgen.run(urls[:4], echo_text, 2))
+        full = asyncio.run(loadgen.run(urls, echo_text, SECONDS))
+        half = asyncio.run(loadgen.run(urls, echo_text, SECONDS, rate=full.rate / 2))
+        same = asyncio.run(loadgen.run(urls, echo_text, SECONDS, rate=pipeline_half_rate))
+        return full, half, same
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def transport() -> None:
+    stack = new_stack(AGENT_ANSWERER="echo")
+    try:
+        started(stack)
+        pipeline = measure(stack, echo_text)
+    finally:
+        stack.stop()
+    ceiling, ceiling_half, same_rate = bare_echo(pipeline.half.rate)
+    print(f"\n### Transport ({SESSIONS} WebSocket sessions, AGENT_ANSWERER=echo) vs a bare uvicorn echo\n")
+    print(HEADER + "\n|---|---|---|---|---|---|---|---|")
+    print(row("pipeline, back to back", pipeline.full))
+    print(row("pipeline, paced at half", pipeline.half))
+    print(row("bare echo, back to back", ceiling, first=False))
+    print(row("bare echo, paced at half its rate", ceiling_half, first=False))
+    print(row("bare echo, at the pipeline's half rate", same_rate, first=False))
+    print(
+        f"\nPipeline / ceiling: {pipeline.full.rate / ceiling.rate:.1%} of the bare echo's turns/s;"
+        f" added latency at the pipeline's half load: p50 {pipeline.half.median() - same_rate.median():.1f} ms,"
+        f" p99 {pipeline.half.pct(0.99) - same_rate.pct(0.99):.1f} ms"
+    )
+    print("\n| process | RSS (MiB) |\n|---|---|")
+    for name, mib in pipeline.rss.items():
+        print(f"| {name} | {mib:.0f} |")
+
+
+def tracing(off: Measured) -> None:
+    on = knowledge(tracing=True)
+    print("\n### Tracing overhead (off: no OTEL endpoint; on: always_on, OTLP/HTTP to a local receiver)\n")
+    print("| measure | off | on | on/off |\n|---|---|---|---|")
+    for name, a, b in [
+        ("turns/s, back to back", off.full.rate, on.full.rate),
+        ("reply p50 at half load (ms)", off.half.median(), on.half.median()),
+        ("reply p99 at half load (ms)", off.half.pct(0.99), on.half.pct(0.99)),
+    ]:
+        print(f"| {name} | {a:.1f} | {b:.1f} | {b / a:.2f} |")
+    for name in on.rss:
+        print(f"| RSS {name} (MiB) | {off.rss.get(name, float('nan')):.0f} | {on.rss[name]:.0f} | |")
+    print(f"\nSpans received while tracing: {on.details['spans']:,}")
+
+
+def machine() -> None:
+    lines = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next((line.split(":", 1)[1].strip() for line in lines if "model name" in line), platform.processor())
+    print(f"Machine: {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {platform.platform()}")
 
 
 def main() -> None:
-    print("## Tracing off")
-    off = run(new_stack())
-    receiver = Receiver()
-    server = otlp_receiver.start(receiver)
-    try:
-        print("\n## Tracing on")
-        on = run(
-            new_stack(
-                OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
-                OTEL_TRACES_SAMPLER="always_on",
-                OTEL_BSP_SCHEDULE_DELAY="500",
-            )
-        )
-    finally:
-        server.shutdown()
-        server.server_close()
-    tracing_overhead(off, on, len(receiver.spans))
+    sections = sys.argv[1:] or ["knowledge", "transport", "tracing"]
+    machine()
+    off: Measured | None = None
+    if "knowledge" in sections or "tracing" in sections:
+        off = knowledge()
+        report_knowledge(off)
+    if "transport" in sections:
+        transport()
+    if "tracing" in sections and off is not None:
+        tracing(off)
     sys.stdout.flush()
 
 

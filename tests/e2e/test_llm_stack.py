@@ -24,7 +24,7 @@ async def test_an_llm_answer_streams_with_sources(llm_stack: Stack) -> None:
     kinds = [e for e, _ in events]
     assert kinds[0] == "ack"
     assert kinds[-1] == "done", events[-1]
-    assert kinds.count("delta") > 3
+    assert kinds.count("delta") >= 2  # tokens coalesced every AGENT_DELTA_WINDOW_MS
     reply = events[-1][1]["reply"]
     text = reply["content"]
     assert text.strip()

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.e2e
 
 SERVICES = {"supportdesk-gateway", "supportdesk-session", "supportdesk-agent"}
 CONSUMER, PRODUCER, SERVER = 5, 4, 2  # OTLP span kinds
+FORGED_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +138,11 @@ async def test_a_websocket_message_is_one_trace_across_the_services(traced: Stac
     assert isinstance(attributes["messaging.kafka.destination.partition"], int)
     assert isinstance(attributes["messaging.kafka.message.offset"], int)
     assert attributes["messaging.message.conversation_id"] == message_id
+    # The current conventions' names too.
+    assert attributes["messaging.destination.name"] == f"{topics}agent.turns.v1"
+    assert attributes["messaging.operation.type"] == "process"
+    assert attributes["messaging.destination.partition.id"] == str(attributes["messaging.kafka.destination.partition"])
+    assert attributes["messaging.kafka.offset"] == attributes["messaging.kafka.message.offset"]
     search = next(s for s in spans if s.name == "search")
     assert search.attributes["db.system.name"] == "qdrant"
     assert search.attributes["supportdesk.hits"] >= 1
@@ -240,7 +246,9 @@ async def test_an_sse_turn_is_one_trace_rooted_in_its_http_request(traced: Stack
             "POST",
             f"/api/v1/sessions/{session['session_id']}/messages/stream",
             json={"content": QUESTION, "message_id": message_id},
-            headers=auth(session),
+            # A client's own trace context is not believed: no client decides
+            # what is recorded, nor grafts our spans onto its trace.
+            headers={**auth(session), "traceparent": f"00-{FORGED_TRACE}-00f067aa0ba902b7-01"},
         ) as response:
             body = "".join([chunk async for chunk in response.aiter_text()])
     assert "event: done" in body
@@ -253,3 +261,5 @@ async def test_an_sse_turn_is_one_trace_rooted_in_its_http_request(traced: Stack
     assert (root.service, root.kind) == ("supportdesk-gateway", SERVER)
     assert root.attributes["http.route"] == "/api/v1/sessions/{session_id}/messages/stream"
     assert {s.service for s in spans} >= SERVICES
+    assert root.trace_id != FORGED_TRACE
+    assert FORGED_TRACE not in receiver.traces()

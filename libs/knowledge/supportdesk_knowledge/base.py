@@ -42,7 +42,11 @@ class KnowledgeBase:
         # Loading the model takes seconds; off the event loop, the process
         # keeps answering its liveness and start-up probes meanwhile.
         embedder = await asyncio.to_thread(
-            Embedder, settings.embedding_model_path, settings.embedding_batch_size, settings.torch_num_threads
+            Embedder,
+            settings.embedding_model_path,
+            settings.embedding_batch_size,
+            settings.torch_num_threads,
+            settings.embedding_cache_size,
         )
         index = KnowledgeIndex(
             open_client(settings), settings.qdrant_collection, embedder.dimension, server=bool(settings.qdrant_url)

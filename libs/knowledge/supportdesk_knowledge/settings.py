@@ -18,6 +18,11 @@ class KnowledgeSettings(BaseSettings):
         default=None, description="Folder of a sentence-transformers model; the packaged all-MiniLM-L6-v2 when unset."
     )
     embedding_batch_size: int = Field(default=32, ge=1)
+    embedding_cache_size: int = Field(
+        default=10_000,
+        ge=0,
+        description="Short texts (questions, passages' sentences) whose vectors are remembered (LRU; ~1.5 KB each).",
+    )
     torch_num_threads: int | None = Field(
         default=None,
         ge=1,

@@ -158,6 +158,9 @@ class KeyedDispatcher:
         lane.task = asyncio.create_task(self._run(key, lane), name=f"{self.name}:lane")
 
     async def _run(self, key: Key, lane: Lane) -> None:
+        # The lane's task was made while its first message was consumed: what
+        # it does between messages (commits, their logs) is of no one trace.
+        base = trace_context.attach(Context())
         try:
             while lane.messages:
                 taken = lane.messages[0]
@@ -181,6 +184,7 @@ class KeyedDispatcher:
             for _ in lane.messages:
                 self._release()
             del self._lanes[key]
+            trace_context.detach(base)
 
     def _release(self) -> None:
         self._taken -= 1

@@ -12,7 +12,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, Protocol, TypeVar, get_args
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, for_code
@@ -326,6 +326,13 @@ class DeadLetters:
             )
         return cls._counters[registry]
 
+    def expect(self, topic: str) -> None:
+        """Series for `topic`'s dead letters from the start, at 0: increase()
+        would not see the first one of a series that appears with it."""
+        if self._counted is not None:
+            for cause in get_args(DeadLetterCause):
+                self._counted.labels(topic, cause)
+
     async def send(self, message: KafkaMessage, reason: str, cause: DeadLetterCause, attempts: int = 1) -> None:
         key = getattr(message.raw_message, "key", None)
         event = EventDeadLettered(
@@ -337,6 +344,8 @@ class DeadLetters:
             key=key.decode("utf-8", errors="replace") if isinstance(key, bytes) else None,
             attempts=attempts,
             replayed_from=_replayed_from(message),
+            # The turn it was part of (the header is the event's own): a turn's dead letter is found by its id.
+            correlation_id=message.correlation_id,
         )
         log.warning(
             "event dead-lettered",
@@ -445,6 +454,7 @@ def subscribe_events(
     committed after the handler; a transient failure re-delivers the message
     (NACK), a poison one is dead-lettered. A new group starts from the
     earliest offset so nothing published before its first start is missed."""
+    dead_letters.expect(topic)
 
     @router.subscriber(  # type: ignore[untyped-decorator]
         topic,
@@ -455,7 +465,7 @@ def subscribe_events(
         **consumer_options(settings),
     )
     async def on_message(message: KafkaMessage) -> None:
-        consumed_by(group_id)
+        consumed_by(group_id, message.raw_message)
         await dead_letters.consume(adapter, message, handler)
 
 
@@ -479,6 +489,7 @@ def subscribe_keyed(
     service drains (then it is redelivered); offsets are committed by the
     dispatcher.
     The caller drains the returned dispatcher before the broker stops."""
+    dead_letters.expect(topic)
 
     async def work(message: KafkaMessage) -> None:
         while True:
@@ -502,7 +513,7 @@ def subscribe_keyed(
         **consumer_options(settings),
     )
     async def on_message(message: KafkaMessage) -> None:
-        consumed_by(group_id)
+        consumed_by(group_id, message.raw_message)
         await dispatcher.submit(message)
 
     return dispatcher

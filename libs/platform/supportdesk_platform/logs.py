@@ -62,6 +62,9 @@ class ContextFilter(logging.Filter):
         if current.is_valid:
             record.trace_id = format(current.trace_id, "032x")
             record.span_id = format(current.span_id, "016x")
+            # Only a sampled trace is in the backend: an unsampled one's ids
+            # still tie a request's lines together, but lead nowhere else.
+            record.trace_sampled = current.trace_flags.sampled
         return True
 
 
@@ -86,6 +89,7 @@ class JsonFormatter(logging.Formatter):
             "correlation_id": getattr(record, "correlation_id", None),
             "trace_id": getattr(record, "trace_id", None),
             "span_id": getattr(record, "span_id", None),
+            "trace_sampled": getattr(record, "trace_sampled", None),
         }
         entry.update(_extras(record))
         if record.exc_info:

@@ -92,12 +92,14 @@ class ServiceSettings(BaseSettings):
     otel_exporter_otlp_protocol: OtlpProtocol = "http/protobuf"
     otel_exporter_otlp_traces_protocol: OtlpProtocol | None = None
     otel_sdk_disabled: bool = False
-    otel_traces_exporter: str = Field(default="otlp", description="`none` turns tracing off.")
+    otel_traces_exporter: Literal["otlp", "none"] = Field(
+        default="otlp", description="`none` turns tracing off; OTLP is the only exporter offered."
+    )
 
     @property
     def tracing_wanted(self) -> bool:
         endpoint = self.otel_exporter_otlp_traces_endpoint or self.otel_exporter_otlp_endpoint
-        return bool(endpoint) and not self.otel_sdk_disabled and self.otel_traces_exporter.strip().lower() != "none"
+        return bool(endpoint) and not self.otel_sdk_disabled and self.otel_traces_exporter == "otlp"
 
     @property
     def otlp_traces_protocol(self) -> OtlpProtocol:

@@ -21,6 +21,9 @@ from typing import Any
 
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.propagate import set_global_textmap
+from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -74,11 +77,40 @@ def configure_tracing(service: str, settings: ServiceSettings) -> bool:
     return True
 
 
+FLUSH_MILLIS = 5_000
+
+
 def shutdown_tracing() -> None:
-    """Exports what is buffered (a stop must not lose the last traces)."""
+    """Exports what is buffered (a stop must not lose the last traces), for
+    at most a few seconds: a collector that is down must not hold a pod past
+    its grace period."""
     provider = trace.get_tracer_provider()
     if isinstance(provider, TracerProvider):
+        provider.force_flush(FLUSH_MILLIS)
         provider.shutdown()
+
+
+class NoRemoteParent(TextMapPropagator):
+    """A propagator that reads nothing from a request: for the public edge,
+    where a client's `traceparent` must not decide what is recorded. (An
+    empty CompositePropagator would return no context at all, which breaks
+    the instrumentation that attaches it.)"""
+
+    def extract(self, carrier: Any, context: Context | None = None, getter: Any = None) -> Context:
+        return context if context is not None else Context()
+
+    def inject(self, carrier: Any, context: Context | None = None, setter: Any = None) -> None:
+        return None
+
+    @property
+    def fields(self) -> set[str]:
+        return set()
+
+
+def untrusted_edge() -> None:
+    """HTTP requests start traces of their own (the process's propagator is
+    for what it receives over HTTP only; Kafka headers are FastStream's)."""
+    set_global_textmap(NoRemoteParent())
 
 
 def broker_middlewares() -> list[Any]:
@@ -86,11 +118,23 @@ def broker_middlewares() -> list[Any]:
     return [KafkaTelemetryMiddleware()] if tracing_enabled() else []
 
 
-def consumed_by(group: str | None) -> None:
-    """Names the consumer group on the current consume span (FastStream's
-    middleware does not know it)."""
+def consumed_by(group: str | None, record: Any) -> None:
+    """Completes the current consume span with what FastStream's middleware
+    leaves out: the consumer group, and the current messaging conventions'
+    names beside its older ones (destination, operation type, partition,
+    offset), so a backend keyed on either finds the topic."""
+    current = trace.get_current_span()
+    if not current.is_recording():
+        return
+    attributes: dict[str, str | int] = {
+        "messaging.destination.name": str(getattr(record, "topic", "")),
+        "messaging.operation.type": "process",
+        "messaging.destination.partition.id": str(getattr(record, "partition", "")),
+        "messaging.kafka.offset": int(getattr(record, "offset", -1)),
+    }
     if group:
-        trace.get_current_span().set_attribute(CONSUMER_GROUP, group)
+        attributes[CONSUMER_GROUP] = group
+    current.set_attributes(attributes)
 
 
 @contextmanager

@@ -94,39 +94,109 @@ def sources_of(hits: Sequence[Hit], answer: str = "") -> list[Source]:
     return [sources[number - 1] for number in used] if used else sources
 
 
+@dataclass(frozen=True)
+class DeltaGrain:
+    """How a reply's pieces are grouped into delta events. The first piece
+    goes out at once (the user sees the answer begin as soon as it does);
+    later ones are sent together every `window_seconds`, or as soon as
+    `max_chars` wait: one Kafka message per word is the wrong grain (an
+    extractive answer is known whole at once, an LLM yields a token every few
+    milliseconds), and each message costs every hop to the socket."""
+
+    window_seconds: float = 0.02
+    max_chars: int = 400
+
+
 class DeltaStream:
-    """Publishes a reply's pieces as deltas and keeps the text.
+    """Publishes a reply's pieces as coalesced deltas and keeps the text.
 
-    Pieces are sent without waiting for each acknowledgement (one producer and
-    one partition keep them in order), but `confirmed()` waits for all of them:
-    the completion travels another topic, and a client must never see a delta
-    after the reply it belongs to."""
+    Deltas are sent without waiting for each acknowledgement (one producer and
+    one partition keep them in order; one flush at a time numbers them), but
+    `confirmed()` sends what waits and waits for all of them: the completion
+    travels another topic, and a client must never see a delta after the
+    reply it belongs to."""
 
-    def __init__(self, turn: TurnRequested, deltas: Publisher) -> None:
+    def __init__(self, turn: TurnRequested, deltas: Publisher, grain: DeltaGrain | None = None) -> None:
         self.turn = turn
         self.deltas = deltas
+        self.grain = grain or DeltaGrain()
         self.parts: list[str] = []
+        self._waiting: list[str] = []
+        self._waiting_chars = 0
+        self._sent = 0
+        self._flushing = asyncio.Lock()
+        self._timer: asyncio.Task[None] | None = None
         self._confirmations: list[Awaitable[Any]] = []
 
     async def emit(self, piece: str) -> None:
-        delta = ReplyDeltaProduced(
-            **self.turn.caused(), reply_to=self.turn.message_id, index=len(self.parts), content=piece
-        )
         self.parts.append(piece)
-        confirmation = await self.deltas.publish(delta, key=key_of(self.turn.session_id), no_confirm=True)
-        if confirmation is not None:
-            self._confirmations.append(confirmation)
+        self._waiting.append(piece)
+        self._waiting_chars += len(piece)
+        if self._sent == 0 or self._waiting_chars >= self.grain.max_chars:
+            await self._flush()
+        elif self._timer is None:
+            self._timer = asyncio.create_task(self._flush_later())
 
     async def emit_text(self, text: str) -> None:
         for piece in pieces(text):
             await self.emit(piece)
 
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(self.grain.window_seconds)
+        self._timer = None
+        # Shielded: a flush that has taken its pieces must publish them, even
+        # if the reply completes (and cancels this timer) meanwhile.
+        await asyncio.shield(self._flush())
+
+    async def _flush(self) -> None:
+        async with self._flushing:
+            if not self._waiting:
+                return
+            content = "".join(self._waiting)
+            self._waiting.clear()
+            self._waiting_chars = 0
+            delta = ReplyDeltaProduced(
+                **self.turn.caused(), reply_to=self.turn.message_id, index=self._sent, content=content
+            )
+            self._sent += 1
+            confirmation = await self.deltas.publish(delta, key=key_of(self.turn.session_id), no_confirm=True)
+            if confirmation is not None:
+                self._confirmations.append(confirmation)
+
     async def confirmed(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            await asyncio.gather(self._timer, return_exceptions=True)
+            self._timer = None
+        await self._flush()
         await asyncio.gather(*self._confirmations)
 
     @property
     def text(self) -> str:
         return "".join(self.parts).strip()
+
+
+class Answerer(Protocol):
+    async def answer(self, turn: TurnRequested, superseded: asyncio.Event | None = None) -> None: ...
+
+
+class EchoAnswerer:
+    """AGENT_ANSWERER=echo: says each message back, with no retrieval and no
+    model. What is left is the transport alone (gateway, Kafka, session
+    worker, agent and back), which is what it is for: measuring that."""
+
+    def __init__(self, deltas: Publisher, completions: Publisher, grain: DeltaGrain | None = None) -> None:
+        self.deltas = deltas
+        self.completions = completions
+        self.grain = grain or DeltaGrain()
+
+    async def answer(self, turn: TurnRequested, superseded: asyncio.Event | None = None) -> None:
+        stream = DeltaStream(turn, self.deltas, self.grain)
+        await stream.emit(turn.content)
+        reply = Reply(id=reply_id_for(turn.session_id, turn.message_id), content=stream.text, confidence=1.0)
+        await stream.confirmed()
+        completed = ReplyCompleted(**turn.caused(), reply_to=turn.message_id, reply=reply)
+        await self.completions.publish(completed, key=key_of(turn.session_id))
 
 
 def remembered(turn: TurnRequested) -> list[HistoryTurn]:
@@ -154,6 +224,7 @@ class TurnAnswerer:
         rewriter: LlmRewriter | None = None,
         attachments: SessionAttachments | None = None,
         answers: FinishedAnswers | None = None,
+        grain: DeltaGrain | None = None,
     ) -> None:
         """With `attachments`, the files a user attached to their session are
         searched with the knowledge base for that session's turns; with
@@ -177,6 +248,7 @@ class TurnAnswerer:
         self.deltas = deltas
         self.completions = completions
         self.metrics = metrics
+        self.grain = grain or DeltaGrain()
 
     async def retrieve(self, turn: TurnRequested) -> list[Hit]:
         """The passages a message is about, read with the conversation when it
@@ -285,7 +357,7 @@ class TurnAnswerer:
             return
         superseded = superseded or asyncio.Event()
         verdict = self.escalation.assess(turn.content)
-        stream = DeltaStream(turn, self.deltas)
+        stream = DeltaStream(turn, self.deltas, self.grain)
         hits: list[Hit] = []
         if verdict.human_requested:
             await stream.emit_text(HANDOFF)

@@ -127,6 +127,11 @@ def agent_component(
                 "mode": "llm" if llm is not None else "extractive",
                 "model": settings.llm_model if llm is not None else None,
             },
+            "embedder": lambda: {
+                "model_calls": knowledge.embedder.model_calls,
+                "cache_hits": knowledge.embedder.cache_hits,
+                "cache_misses": knowledge.embedder.cache_misses,
+            },
             "turns": lambda: {
                 "in_flight": turns.dispatcher.in_flight,
                 "concurrency": settings.concurrency,

@@ -163,6 +163,10 @@ class LlmGenerator:
         self.temperature = temperature
         self.breaker = breaker or CircuitBreaker(threshold=5, cooldown_seconds=30)
         self.metrics = metrics
+        if metrics is not None:
+            # Read at each scrape: the breaker is shared with the rewriter and
+            # the condenser, and closes or opens with no answer to observe it.
+            metrics.llm_breaker_open.set_function(lambda: float(self.breaker.state is BreakerState.OPEN))
 
     async def _from_passages(self, question: str, history: list[HistoryTurn], hits: list[Hit]) -> AsyncGenerator[str]:
         yield LLM_FALLBACK_NOTE
@@ -175,7 +179,6 @@ class LlmGenerator:
         self.metrics.llm_calls.labels(outcome).inc()
         if began is not None:
             self.metrics.llm_seconds.observe(time.perf_counter() - began)
-        self.metrics.llm_breaker_open.set(0 if self.breaker.state is BreakerState.CLOSED else 1)
 
     def _first_token(self, span: Span, seconds: float) -> None:
         span.add_event("first token", {"supportdesk.seconds": seconds})

@@ -8,7 +8,7 @@ from faststream.kafka import KafkaRouter
 from prometheus_client import CollectorRegistry
 from pydantic import TypeAdapter
 
-from supportdesk_agent.answerer import Retriever, TurnAnswerer
+from supportdesk_agent.answerer import Answerer, DeltaGrain, EchoAnswerer, Retriever, TurnAnswerer
 from supportdesk_agent.budget import LlmBudget
 from supportdesk_agent.escalation import EscalationPolicy
 from supportdesk_agent.generators import Generator
@@ -49,7 +49,9 @@ def build_router(
     # Deltas go straight to the clients; the completed reply goes back to the
     # session worker, which records it before anyone sees it.
     deltas = router.publisher(topics.chat_outbound, title="agent:deltas")
-    answerer = TurnAnswerer(
+    grain = DeltaGrain(settings.delta_window_ms / 1000, settings.delta_max_chars)
+    completions = router.publisher(topics.chat_inbound, title="agent:completions")
+    answerer: Answerer = TurnAnswerer(
         retriever=retriever,
         generator=generator,
         escalation=EscalationPolicy(
@@ -58,7 +60,7 @@ def build_router(
         retrieval=settings.retrieval,
         escalate_on_no_answer=settings.escalation_on_no_answer,
         deltas=deltas,
-        completions=router.publisher(topics.chat_inbound, title="agent:completions"),
+        completions=completions,
         metrics=metrics,
         budget=budget,
         within_budget=within_budget,
@@ -66,7 +68,10 @@ def build_router(
         rewriter=rewriter,
         attachments=attachments,
         answers=answers,
+        grain=grain,
     )
+    if settings.answerer == "echo":
+        answerer = EchoAnswerer(deltas, completions, grain)
 
     async def turn_failed(turn: TurnRequested, code: str, message: str) -> None:
         failed = TurnFailed(**turn.caused(), reply_to=turn.message_id, code=code, message=message)

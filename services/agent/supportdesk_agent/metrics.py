@@ -9,6 +9,8 @@ class AgentMetrics:
             ["outcome"],
             registry=registry,
         )
+        for outcome in ("answered", "no_answer", "handoff", "interrupted", "reused"):
+            self.answers.labels(outcome)  # series from the start, so increase() sees a first one
         self.escalations = Counter("supportdesk_agent_escalations", "Turns that escalated.", registry=registry)
         self.over_budget = Counter(
             "supportdesk_agent_llm_over_budget",
@@ -21,6 +23,8 @@ class AgentMetrics:
             ["outcome"],
             registry=registry,
         )
+        for outcome in ("ok", "failed", "skipped", "abandoned"):
+            self.llm_calls.labels(outcome)
         self.llm_seconds = Histogram(
             "supportdesk_agent_llm_seconds",
             "Duration of one LLM call, retries included, until its last token or its failure.",

@@ -50,6 +50,23 @@ class AgentSettings(SessionStateSettings, WorkerSettings):
         " order) or interrupt (cut the running answer short, mark it interrupted, answer the newest).",
     )
 
+    answerer: Literal["knowledge", "echo"] = Field(
+        default="knowledge",
+        alias="AGENT_ANSWERER",
+        description="knowledge: answers from the knowledge base (and the LLM when configured); echo: says each"
+        " message back, for measuring the transport alone (make bench). Never echo in production.",
+    )
+    delta_window_ms: float = Field(
+        default=20,
+        ge=0,
+        alias="AGENT_DELTA_WINDOW_MS",
+        description="A reply's pieces after the first are sent together, one delta per this many milliseconds"
+        " (0: one delta per piece). Fewer, larger messages: every one costs each hop to the socket.",
+    )
+    delta_max_chars: int = Field(
+        default=400, ge=1, alias="AGENT_DELTA_MAX_CHARS", description="A delta is sent once this many characters wait."
+    )
+
     openai_base_url: str | None = None
     openai_api_key: SecretStr | None = None
     llm_model: str = "gpt-4o-mini"

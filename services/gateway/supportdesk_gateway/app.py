@@ -37,7 +37,7 @@ from supportdesk_gateway.timing import SocketTurns
 from supportdesk_platform.kafka import TopicProvisioner
 from supportdesk_platform.lifecycle import Component, Service
 from supportdesk_platform.ops import Health, ops_router, redis_check
-from supportdesk_platform.telemetry import tracing_enabled
+from supportdesk_platform.telemetry import tracing_enabled, untrusted_edge
 from supportdesk_sessions.access import GatewaySessions
 from supportdesk_sessions.attachments import SessionAttachments
 from supportdesk_sessions.cipher import SessionCipher
@@ -102,8 +102,8 @@ def build_gateway(
             "active_sessions": lambda: sweeper.active_sessions,
             "operator_feeds": lambda: hub.inbox.feeds,
         },
-        on_start=[sweeper.periodic.start],
-        on_drain=[sweeper.periodic.stop, close_sockets],
+        on_start=[sweeper.periodic.start, socket_turns.sweep.start],
+        on_drain=[sweeper.periodic.stop, socket_turns.sweep.stop, close_sockets],
         closers=[] if redis is not None else [client.aclose],
     )
     service = Service(
@@ -179,7 +179,11 @@ def create_app(context: GatewayContext, health: Health) -> FastAPI:
     if tracing_enabled():
         # An HTTP call's server span roots its trace (a REST or SSE turn, an
         # upload). Not the chat socket: it lives as long as the chat, and each
-        # of its messages roots a trace of its own (api/ws.py).
+        # of its messages roots a trace of its own (api/ws.py). A client's own
+        # traceparent is not believed: anyone could force every request to be
+        # recorded, whatever the sampler says, or graft our spans onto their
+        # trace. (Kafka headers are read by FastStream's own propagator.)
+        untrusted_edge()
         FastAPIInstrumentor.instrument_app(app, excluded_urls=UNTRACED_PATHS, exclude_spans=["receive", "send"])
 
     @app.exception_handler(Exception)

@@ -201,6 +201,11 @@ class Hub:
             if not self._turns[key]:
                 del self._turns[key]
 
+    def watching(self, session_id: str, frame: ServerFrame) -> bool:
+        """Whether a REST or SSE call on this replica waits for `frame`."""
+        turn = _turn_of(frame)
+        return turn is not None and (session_id, turn) in self._turns
+
     def deliver(self, session_id: str, frame: ServerFrame) -> None:
         self.inbox.offer(session_id, frame)
         for connection in list(self._sockets.get(session_id, ())):

@@ -34,6 +34,9 @@ class GatewayMetrics:
             ["limit"],
             registry=registry,
         )
+        # Series from the start, so increase() sees a first refusal.
+        for limit in ("requests", "sessions", "messages", "resumes"):
+            self.rate_limited.labels(limit)
         self.fingerprint_mismatches = Counter(
             "supportdesk_gateway_fingerprint_mismatches",
             "Session calls from a client other than the one the session is bound to.",

@@ -48,10 +48,13 @@ class Relay:
             log.warning("unreadable outbound event skipped", extra={"bytes": len(message.body)})
             return
         frame = frame_of(event)
-        # The last hop of a message's trace: to this replica's sockets and calls.
-        with span(
-            "deliver", {"supportdesk.frame": frame.type, "supportdesk.sockets": self.hub.sockets_of(event.session_id)}
-        ):
+        sockets = self.hub.sockets_of(event.session_id)
+        if sockets or self.hub.watching(event.session_id, frame):
+            # The last hop of a message's trace, on the replica that holds
+            # the user's socket or call (every replica reads every event).
+            with span("deliver", {"supportdesk.frame": frame.type, "supportdesk.sockets": sockets}):
+                self.hub.deliver(event.session_id, frame)
+        else:
             self.hub.deliver(event.session_id, frame)
         if self.turns is not None:
             self.turns.seen(event.session_id, frame)

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 
 from supportdesk_contracts.frames import AckFrame, DeltaFrame, ErrorFrame, ReplyFrame, ServerFrame
 from supportdesk_gateway.metrics import GatewayMetrics
+from supportdesk_platform.periodic import Periodic
 
 CHANNEL = "ws"
+SWEEP_SECONDS = 1.0
 
 
 @dataclass
@@ -20,19 +22,26 @@ class _Turn:
 
 class SocketTurns:
     """The WebSocket turns this replica published and has not seen answered.
-    Bounded: a turn never answered within `timeout_seconds` (or pushed out by
-    `capacity` newer ones) is counted as a timeout and forgotten."""
+    A turn not answered within `timeout_seconds` is counted as a timeout by
+    `expire` (a sweep every second: a stalled pipeline shows in the latency
+    SLO at once, not when the next message comes). Bounded: past `capacity`
+    turns in flight the oldest is forgotten uncounted (its age says nothing)."""
 
     def __init__(self, metrics: GatewayMetrics, timeout_seconds: float, capacity: int = 20_000) -> None:
         self.metrics = metrics
         self.timeout_seconds = timeout_seconds
         self.capacity = capacity
         self._turns: OrderedDict[tuple[str, str], _Turn] = OrderedDict()
+        self.sweep = Periodic("websocket turn timeouts", SWEEP_SECONDS, self.expire, ())
 
     def started(self, session_id: str, message_id: str) -> None:
-        now = time.perf_counter()
-        self._expire(now)
-        self._turns.setdefault((session_id, message_id), _Turn(now))
+        self._turns.setdefault((session_id, message_id), _Turn(time.perf_counter()))
+        while len(self._turns) > self.capacity:
+            self._turns.popitem(last=False)
+
+    def discard(self, session_id: str, message_id: str) -> None:
+        """A turn whose message was not published (an outage): the client got an error frame."""
+        self._turns.pop((session_id, message_id), None)
 
     def seen(self, session_id: str, frame: ServerFrame) -> None:
         """A frame delivered to this replica's sockets."""
@@ -58,10 +67,11 @@ class SocketTurns:
             self._first_delta(turn)  # a reply that came whole (no deltas)
         self.metrics.turn_seconds.labels(CHANNEL, outcome).observe(time.perf_counter() - turn.began)
 
-    def _expire(self, now: float) -> None:
+    async def expire(self) -> None:
+        now = time.perf_counter()
         while self._turns:
             key, turn = next(iter(self._turns.items()))
-            if now - turn.began < self.timeout_seconds and len(self._turns) < self.capacity:
+            if now - turn.began < self.timeout_seconds:
                 return
             del self._turns[key]
             self.metrics.turn_seconds.labels(CHANNEL, "timeout").observe(now - turn.began)

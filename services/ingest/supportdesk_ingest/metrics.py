@@ -9,6 +9,8 @@ class IngestMetrics:
             ["outcome"],
             registry=registry,
         )
+        for outcome in ("indexed", "failed", "deleted"):
+            self.documents.labels(outcome)  # series from the start, so increase() sees a first one
         self.chunks = Counter("supportdesk_ingest_chunks", "Chunks written to the index.", registry=registry)
         self.bytes = Counter(
             "supportdesk_ingest_bytes", "Bytes of the documents indexed (as uploaded).", registry=registry

@@ -115,11 +115,17 @@ async def test_each_refusal_is_counted_by_the_name_of_its_limit(system: InProces
     for _ in range(2):
         await socket.handle(json.dumps({"type": "resume", "after_seq": 0}))
     counted = refusals((await system.http.get("/metrics")).text)
-    assert counted == {"sessions": 1, "messages": 1, "resumes": 1}  # no request was refused: no series
+    # Every limit has its series from the start (increase() sees a first refusal); no request was refused.
+    assert counted == {"requests": 0, "sessions": 1, "messages": 1, "resumes": 1}
 
 
 @REQUESTS_5
 async def test_refused_requests_are_counted(system: InProcess) -> None:
     for _ in range(7):
         await system.http.get("/api/v1/info")
-    assert refusals((await system.http.get("/metrics")).text) == {"requests": 2}
+    assert refusals((await system.http.get("/metrics")).text) == {
+        "requests": 2,
+        "sessions": 0,
+        "messages": 0,
+        "resumes": 0,
+    }

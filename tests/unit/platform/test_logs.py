@@ -88,4 +88,5 @@ def test_records_carry_the_current_trace(captured: Captured) -> None:
     logging.getLogger("any.library").warning("outside")
     inside, outside = (json.loads(JsonFormatter("test").format(r)) for r in captured.records)
     assert (inside["trace_id"], inside["span_id"]) == ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331")
-    assert (outside["trace_id"], outside["span_id"]) == (None, None)
+    assert inside["trace_sampled"] is False  # no flags: an unsampled trace, not in any backend
+    assert (outside["trace_id"], outside["span_id"], outside["trace_sampled"]) == (None, None, None)

@@ -182,7 +182,11 @@ class ChatSocket:
                     attributes={"supportdesk.session_id": session_id, "messaging.message.conversation_id": message_id},
                 ):
                     self.context.socket_turns.started(session_id, message_id)
-                    await publish_message(self.context, session_id, message_id, content, "ws")
+                    try:
+                        await publish_message(self.context, session_id, message_id, content, "ws")
+                    except (RedisError, KafkaError):
+                        self.context.socket_turns.discard(session_id, message_id)
+                        raise
 
 
 async def _authorize(websocket: WebSocket, context: GatewayContext, session_id: str | None, token: str | None) -> bool:
