@@ -29,10 +29,11 @@ class Load:
     first_deltas: list[float] = field(default_factory=list)
     sent: int = 0
     errors: int = 0
+    handoffs: int = 0
 
     @property
     def lost(self) -> int:
-        return self.sent - len(self.replies) - self.errors
+        return self.sent - len(self.replies) - self.errors - self.handoffs
 
     @property
     def rate(self) -> float:
@@ -53,6 +54,7 @@ class Load:
         self.first_deltas += other.first_deltas
         self.sent += other.sent
         self.errors += other.errors
+        self.handoffs += other.handoffs
 
 
 Message = Callable[[int], str]
@@ -68,7 +70,7 @@ async def _turn(ws: ClientConnection, text: str, load: Load) -> None:
     async with asyncio.timeout(REPLY_TIMEOUT_SECONDS):
         while True:
             frame = json.loads(await ws.recv())
-            kind, about = frame.get("type"), frame.get("reply_to")
+            kind, about = frame.get("type"), frame.get("reply_to", frame.get("message_id"))
             if about != message_id:
                 continue
             if kind == "delta" and first:
@@ -79,6 +81,9 @@ async def _turn(ws: ClientConnection, text: str, load: Load) -> None:
                 return
             elif kind == "error":
                 load.errors += 1
+                return
+            elif kind == "ack" and frame.get("handoff"):
+                load.handoffs += 1  # a human answers, later: the bot stays quiet (a question that escalated)
                 return
 
 

@@ -131,6 +131,10 @@ class KeyedDispatcher:
         """Messages taken and not finished (handled now or waiting in a lane)."""
         return self._taken
 
+    async def idle(self) -> None:
+        """Until nothing taken is unfinished (tests on the in-memory broker)."""
+        await self._idle.wait()
+
     def waiting(self, key: Key) -> int:
         """Messages of `key` queued behind the one being handled."""
         lane = self._lanes.get(key)

@@ -31,7 +31,14 @@ def session_component(
     settings: SessionWorkerSettings, redis: Redis, registry: CollectorRegistry | None = None
 ) -> Component:
     store = build_recorder(settings, redis)
-    router = build_router(settings, store, registry)
+    inbound = build_router(settings, store, registry)
+    router = inbound.router
+
+    async def finish_events() -> None:
+        # Before the broker stops: events taken finish (and commit) or are
+        # left to be redelivered to the group's next member.
+        await inbound.dispatcher.drain(settings.shutdown_drain_seconds)
+
     reaper = SessionReaper(
         store, router.publisher(settings.topics.chat_inbound, title="session:expiries"), settings.session_reap_seconds
     )
@@ -50,9 +57,9 @@ def session_component(
         "session",
         router=router,
         checks={"redis": redis_check(redis)},
-        details={"active_sessions": lambda: reaper.active},
+        details={"active_sessions": lambda: reaper.active, "events_in_flight": lambda: inbound.dispatcher.in_flight},
         on_start=[reaper.periodic.start, unclaimed.periodic.start],
-        on_drain=[reaper.periodic.stop, unclaimed.periodic.stop],
+        on_drain=[reaper.periodic.stop, unclaimed.periodic.stop, finish_events],
     )
     if settings.escalation_webhook_url is not None:
         client = httpx.AsyncClient()

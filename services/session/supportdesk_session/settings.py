@@ -10,6 +10,13 @@ from supportdesk_sessions.settings import SessionStateSettings
 class SessionWorkerSettings(SessionStateSettings, WorkerSettings):
     ops_port: int = Field(default=8101, alias="SESSION_OPS_PORT")
     consumer_group: str = Field(default="supportdesk-session", alias="SESSION_CONSUMER_GROUP")
+    concurrency: int = Field(
+        default=64,
+        ge=1,
+        le=1024,
+        alias="SESSION_CONCURRENCY",
+        description="Sessions whose events one session worker handles at once; each session's events in order.",
+    )
     session_reap_seconds: float = Field(
         default=10, gt=0, description="How often expired sessions are looked for, logged and announced."
     )

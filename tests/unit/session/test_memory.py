@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from builders import BothOwners, received, session_store
 from supportdesk_contracts.events import MemoryCondensed, Reply, ReplyCompleted
-from supportdesk_session.handlers import build_router
+from supportdesk_session.handlers import InboundRouter, build_router
 from supportdesk_session.memory import recall
 from supportdesk_session.settings import SessionWorkerSettings
 from supportdesk_sessions.state import Memory
@@ -50,20 +50,29 @@ def test_older_turns_are_condensed_once_and_the_latest_always_kept() -> None:
 
 
 class Harness:
-    def __init__(self, settings: SessionWorkerSettings, store: BothOwners, broker: KafkaBroker) -> None:
+    def __init__(
+        self, settings: SessionWorkerSettings, store: BothOwners, broker: KafkaBroker, inbound: InboundRouter
+    ) -> None:
         self.settings = settings
         self.store = store
         self.broker = broker
+        self.inbound = inbound
         self.turns: list[dict[str, Any]] = []
 
+    async def publish(self, event: Any, topic: str) -> None:
+        """Publishes and waits until the worker has handled it: its events
+        are handled in per-session lanes, after the publish returns."""
+        await self.broker.publish(event, topic)
+        await self.inbound.dispatcher.idle()
+
     async def say(self, session_id: str, message_id: str, content: str) -> dict[str, Any]:
-        await self.broker.publish(received(session_id, message_id, content), self.settings.topics.chat_inbound)
+        await self.publish(received(session_id, message_id, content), self.settings.topics.chat_inbound)
         return self.turns[-1]
 
     async def answer(self, session_id: str, reply_to: str, content: str) -> None:
         reply = Reply(id=f"r-{reply_to}", content=content, confidence=0.8)
         completed = ReplyCompleted(session_id=session_id, reply_to=reply_to, reply=reply)
-        await self.broker.publish(completed, self.settings.topics.chat_inbound)
+        await self.publish(completed, self.settings.topics.chat_inbound)
 
 
 @pytest.fixture
@@ -74,8 +83,9 @@ async def harness(redis: Redis, unique: str) -> AsyncIterator[Harness]:
     )
     store = session_store(redis, unique)
     broker = KafkaBroker()
-    broker.include_router(build_router(settings, store))
-    h = Harness(settings, store, broker)
+    inbound = build_router(settings, store)
+    broker.include_router(inbound.router)
+    h = Harness(settings, store, broker, inbound)
 
     @broker.subscriber(settings.topics.agent_turns)
     async def collect(message: KafkaMessage) -> None:
@@ -97,7 +107,7 @@ async def test_turns_that_leave_the_budget_are_condensed_and_the_summary_stands_
     assert (turn["summary"], turn["condense_upto"]) == ("", 1)
 
     condensed = MemoryCondensed(session_id=sid, summary="User: order 4417 never arrived.", upto=1)
-    await harness.broker.publish(condensed, harness.settings.topics.chat_inbound)
+    await harness.publish(condensed, harness.settings.topics.chat_inbound)
     await harness.answer(sid, "u2", "Yes, a replacement is on its way." + " " * 70)
     turn = await harness.say(sid, "u3", "Thanks!")
     assert turn["summary"] == "User: order 4417 never arrived."
@@ -106,7 +116,7 @@ async def test_turns_that_leave_the_budget_are_condensed_and_the_summary_stands_
 
     # A stale or redelivered summary never moves memory backwards.
     stale = MemoryCondensed(session_id=sid, summary="stale", upto=0)
-    await harness.broker.publish(stale, harness.settings.topics.chat_inbound)
+    await harness.publish(stale, harness.settings.topics.chat_inbound)
     memory = await harness.store.memory(sid, 5)
     assert (memory.summary, memory.summary_upto) == ("User: order 4417 never arrived.", 1)
     raw = await harness.store.redis.hget(harness.store.keys(sid).meta, "summary")
