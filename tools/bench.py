@@ -149,7 +149,8 @@ def measure(stack: Stack, message: loadgen.Message, seconds: float = SECONDS) ->
     asyncio.run(loadgen.run(urls[:4], message, 3))  # warm-up
     full = asyncio.run(loadgen.run(urls, message, seconds))
     half = asyncio.run(loadgen.run(urls, message, seconds, rate=full.rate / 2))
-    rss = {p.name: rss_mib(p.popen.pid) for p in stack.processes}
+    # By role: a gateway's name carries its port, different in each run.
+    rss = {p.name.split("-")[0]: rss_mib(p.popen.pid) for p in stack.processes}
     details = httpx.get(f"http://127.0.0.1:{stack.ops_ports['agent']}/health/diagnostics", timeout=10).json()
     return Measured(full, half, rss, details)
 
