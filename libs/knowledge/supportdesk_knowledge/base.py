@@ -114,7 +114,7 @@ class KnowledgeBase:
         for start in range(0, len(texts), size):
             batch = texts[start : start + size]
             with tracer.start_as_current_span("embed batch", attributes={"supportdesk.batch.size": len(batch)}):
-                parts.append(await self.embedder.encode(batch))
+                parts.append(await self.embedder.encode(batch, bulk=True))
         return np.concatenate(parts)
 
     async def search(
@@ -153,5 +153,5 @@ class KnowledgeBase:
         kept = passages[:most]
         if not kept:
             return [], False
-        vectors = await self.embedder.encode([headed(title, p) for p in kept])
+        vectors = await self.embedder.encode([headed(title, p) for p in kept], bulk=True)
         return [(p.text, encoded(v)) for p, v in zip(kept, vectors, strict=True)], len(passages) > most

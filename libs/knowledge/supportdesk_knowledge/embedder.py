@@ -29,9 +29,10 @@ MAX_BATCH_TEXTS = 256
 """Most texts one model call takes from the waiting requests (whole requests)."""
 
 
-@dataclass
+@dataclass(eq=False)
 class _Request:
     texts: list[str]
+    bulk: bool = False
     done: "asyncio.Future[np.ndarray]" = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -89,20 +90,25 @@ class Embedder:
         async with self._lock:
             return await asyncio.to_thread(work, *args)
 
-    async def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit vectors of `texts`, one row each, in order."""
-        rows: list[np.ndarray | None] = [self._cached(text) for text in texts]
+    async def encode(self, texts: Sequence[str], *, bulk: bool = False) -> np.ndarray:
+        """Unit vectors of `texts`, one row each, in order. `bulk` (a
+        document's chunks, embedded once): neither looked up nor remembered,
+        and encoded only when no chat turn's texts wait, never with them."""
+        rows: list[np.ndarray | None] = [None] * len(texts) if bulk else [self._cached(text) for text in texts]
         missing = [i for i, row in enumerate(rows) if row is None]
         if missing:
-            vectors = await self._encode_batched([texts[i] for i in missing])
+            vectors = await self._encode_batched([texts[i] for i in missing], bulk)
             for i, vector in zip(missing, vectors, strict=True):
                 rows[i] = vector
-                self._remember(texts[i], vector)
+                if not bulk:
+                    self._remember(texts[i], vector)
         if not rows:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return np.stack([row for row in rows if row is not None])
 
     def _cached(self, text: str) -> np.ndarray | None:
+        if len(text) > CACHEABLE_CHARS or self.cache_size == 0:
+            return None
         vector = self._cache.get(text)
         if vector is None:
             self.cache_misses += 1
@@ -114,40 +120,61 @@ class Embedder:
     def _remember(self, text: str, vector: np.ndarray) -> None:
         if len(text) > CACHEABLE_CHARS or self.cache_size == 0:
             return
-        self._cache[text] = vector
+        # A copy: the row is a view that would keep its whole batch alive.
+        self._cache[text] = vector.copy()
         if len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
 
-    async def _encode_batched(self, texts: list[str]) -> np.ndarray:
-        request = _Request(texts)
+    async def _encode_batched(self, texts: list[str], bulk: bool) -> np.ndarray:
+        loop = asyncio.get_running_loop()
+        if self._batcher is not None and self._batcher.get_loop() is not loop:
+            # Another event loop's (a test's earlier one): its state is not ours to share.
+            self._waiting, self._lock, self._batcher = [], asyncio.Lock(), None
+        request = _Request(texts, bulk)
         self._waiting.append(request)
         if self._batcher is None or self._batcher.done():
             self._batcher = asyncio.create_task(self._batches(), name="embedder:batches")
         return await request.done
 
+    def _take(self) -> list[_Request]:
+        """The next model call's requests: chat turns' texts first, as many
+        as fit; a document's chunks only when none wait, and alone."""
+        chat = [r for r in self._waiting if not r.bulk and not r.done.done()]
+        if not chat:
+            bulk = next((r for r in self._waiting if not r.done.done()), None)
+            self._waiting = [r for r in self._waiting if r is not bulk and not r.done.done()]
+            return [bulk] if bulk is not None else []
+        taken: list[_Request] = []
+        count = 0
+        for request in chat:
+            if taken and count + len(request.texts) > MAX_BATCH_TEXTS:
+                break
+            taken.append(request)
+            count += len(request.texts)
+        self._waiting = [r for r in self._waiting if r not in taken and not r.done.done()]
+        return taken
+
     async def _batches(self) -> None:
         """Encodes what waits, in as few model calls as it takes, until
         nothing waits; what comes meanwhile joins the next call."""
-        while self._waiting:
-            taken: list[_Request] = []
-            count = 0
-            while self._waiting and (not taken or count + len(self._waiting[0].texts) <= MAX_BATCH_TEXTS):
-                request = self._waiting.pop(0)
-                taken.append(request)
-                count += len(request.texts)
+        while taken := self._take():
             try:
                 async with self._lock:
                     self.model_calls += 1
                     vectors = await asyncio.to_thread(self.encode_sync, [t for r in taken for t in r.texts])
+                start = 0
+                for request in taken:
+                    end = start + len(request.texts)
+                    if not request.done.done():  # its caller may have given up (a cancelled turn)
+                        request.done.set_result(vectors[start:end])
+                    start = end
             # Deliberately broad: whatever the model raised is each caller's error.
             except Exception as exc:  # noqa: BLE001
                 for request in taken:
                     if not request.done.done():
                         request.done.set_exception(exc)
-                continue
-            start = 0
-            for request in taken:
-                end = start + len(request.texts)
-                if not request.done.done():  # its caller may have given up (a cancelled turn)
-                    request.done.set_result(vectors[start:end])
-                start = end
+            finally:
+                # Cancelled (the loop is closing): no caller is left waiting for ever.
+                for request in taken:
+                    if not request.done.done():
+                        request.done.cancel()

@@ -114,7 +114,8 @@ class DeltaStream:
     one partition keep them in order; one flush at a time numbers them), but
     `confirmed()` sends what waits and waits for all of them: the completion
     travels another topic, and a client must never see a delta after the
-    reply it belongs to."""
+    reply it belongs to. A turn that fails calls `abandon()` before it says
+    so: nothing of it is published after its error."""
 
     def __init__(self, turn: TurnRequested, deltas: Publisher, grain: DeltaGrain | None = None) -> None:
         self.turn = turn
@@ -126,6 +127,10 @@ class DeltaStream:
         self._sent = 0
         self._flushing = asyncio.Lock()
         self._timer: asyncio.Task[None] | None = None
+        # Every flush runs as a task of its own: a turn cut short (a newer
+        # message, a drain) must not cancel a publish half-way, and its
+        # errors must reach `confirmed()`.
+        self._flushes: list[asyncio.Task[None]] = []
         self._confirmations: list[Awaitable[Any]] = []
 
     async def emit(self, piece: str) -> None:
@@ -133,7 +138,7 @@ class DeltaStream:
         self._waiting.append(piece)
         self._waiting_chars += len(piece)
         if self._sent == 0 or self._waiting_chars >= self.grain.max_chars:
-            await self._flush()
+            await asyncio.shield(self._flush_task())
         elif self._timer is None:
             self._timer = asyncio.create_task(self._flush_later())
 
@@ -141,12 +146,15 @@ class DeltaStream:
         for piece in pieces(text):
             await self.emit(piece)
 
+    def _flush_task(self) -> "asyncio.Task[None]":
+        task = asyncio.create_task(self._flush())
+        self._flushes.append(task)
+        return task
+
     async def _flush_later(self) -> None:
         await asyncio.sleep(self.grain.window_seconds)
         self._timer = None
-        # Shielded: a flush that has taken its pieces must publish them, even
-        # if the reply completes (and cancels this timer) meanwhile.
-        await asyncio.shield(self._flush())
+        self._flush_task()
 
     async def _flush(self) -> None:
         async with self._flushing:
@@ -163,13 +171,25 @@ class DeltaStream:
             if confirmation is not None:
                 self._confirmations.append(confirmation)
 
-    async def confirmed(self) -> None:
+    async def _stop_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             await asyncio.gather(self._timer, return_exceptions=True)
             self._timer = None
-        await self._flush()
+
+    async def confirmed(self) -> None:
+        """Sends what waits; raises what any flush raised."""
+        await self._stop_timer()
+        self._flush_task()
+        await asyncio.gather(*self._flushes)
         await asyncio.gather(*self._confirmations)
+
+    async def abandon(self) -> None:
+        """The turn failed: what waits is dropped, and flushes already under
+        way end before the caller reports the failure."""
+        await self._stop_timer()
+        self._waiting.clear()
+        await asyncio.gather(*self._flushes, return_exceptions=True)
 
     @property
     def text(self) -> str:
@@ -192,9 +212,13 @@ class EchoAnswerer:
 
     async def answer(self, turn: TurnRequested, superseded: asyncio.Event | None = None) -> None:
         stream = DeltaStream(turn, self.deltas, self.grain)
-        await stream.emit(turn.content)
+        try:
+            await stream.emit(turn.content)
+            await stream.confirmed()
+        except BaseException:
+            await stream.abandon()
+            raise
         reply = Reply(id=reply_id_for(turn.session_id, turn.message_id), content=stream.text, confidence=1.0)
-        await stream.confirmed()
         completed = ReplyCompleted(**turn.caused(), reply_to=turn.message_id, reply=reply)
         await self.completions.publish(completed, key=key_of(turn.session_id))
 
@@ -356,8 +380,26 @@ class TurnAnswerer:
         if await self._answered_already(turn):
             return
         superseded = superseded or asyncio.Event()
-        verdict = self.escalation.assess(turn.content)
         stream = DeltaStream(turn, self.deltas, self.grain)
+        try:
+            verdict, hits, reply, reason = await self._streamed(turn, superseded, stream)
+        except BaseException:
+            await stream.abandon()  # nothing of this turn after its error frame
+            raise
+        if self.answers is not None:
+            await self.answers.keep(turn.session_id, turn.message_id, reply, reason)
+        completed = ReplyCompleted(**turn.caused(), reply_to=turn.message_id, reply=reply, escalation_reason=reason)
+        await self.completions.publish(completed, key=key_of(turn.session_id))
+        self._observe(verdict, hits, reply, time.perf_counter() - began)
+        if reply.interrupted:
+            log.info("answer interrupted by a newer message", extra={"reply_to": turn.message_id})
+        await self._condense(turn)
+
+    async def _streamed(
+        self, turn: TurnRequested, superseded: asyncio.Event, stream: DeltaStream
+    ) -> tuple[Verdict, list[Hit], Reply, str | None]:
+        """The answer, streamed and confirmed: what the completion says."""
+        verdict = self.escalation.assess(turn.content)
         hits: list[Hit] = []
         if verdict.human_requested:
             await stream.emit_text(HANDOFF)
@@ -385,14 +427,7 @@ class TurnAnswerer:
             interrupted=interrupted,
         )
         await stream.confirmed()
-        if self.answers is not None:
-            await self.answers.keep(turn.session_id, turn.message_id, reply, reason)
-        completed = ReplyCompleted(**turn.caused(), reply_to=turn.message_id, reply=reply, escalation_reason=reason)
-        await self.completions.publish(completed, key=key_of(turn.session_id))
-        self._observe(verdict, hits, reply, time.perf_counter() - began)
-        if interrupted:
-            log.info("answer interrupted by a newer message", extra={"reply_to": turn.message_id})
-        await self._condense(turn)
+        return verdict, hits, reply, reason
 
     async def _answered_already(self, turn: TurnRequested) -> bool:
         """A turn delivered again (a restart before its commit, or the same

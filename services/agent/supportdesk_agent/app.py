@@ -124,7 +124,7 @@ def agent_component(
         checks={"qdrant": knowledge.index.ready, **({"redis": redis_check(redis)} if redis is not None else {})},
         details={
             "generator": lambda: {
-                "mode": "llm" if llm is not None else "extractive",
+                "mode": "echo" if settings.answerer == "echo" else "llm" if llm is not None else "extractive",
                 "model": settings.llm_model if llm is not None else None,
             },
             "embedder": lambda: {

@@ -2,6 +2,7 @@
 concurrently across sessions and in order within one (dispatch.py)."""
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 from faststream.kafka import KafkaRouter
@@ -22,6 +23,7 @@ from supportdesk_platform.kafka import TRANSIENT_ERRORS, DeadLetters, RetryPolic
 from supportdesk_sessions.answers import FinishedAnswers
 from supportdesk_sessions.attachments import SessionAttachments
 
+log = logging.getLogger(__name__)
 _TURN = TypeAdapter(TurnRequested)
 
 
@@ -71,6 +73,7 @@ def build_router(
         grain=grain,
     )
     if settings.answerer == "echo":
+        log.warning("AGENT_ANSWERER=echo: every message is said back, nothing is answered (a benchmark setting)")
         answerer = EchoAnswerer(deltas, completions, grain)
 
     async def turn_failed(turn: TurnRequested, code: str, message: str) -> None:

@@ -1,6 +1,6 @@
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from supportdesk_agent.answerer import RetrievalOptions
 from supportdesk_knowledge.settings import KnowledgeSettings
@@ -61,7 +61,8 @@ class AgentSettings(SessionStateSettings, WorkerSettings):
         ge=0,
         alias="AGENT_DELTA_WINDOW_MS",
         description="A reply's pieces after the first are sent together, one delta per this many milliseconds"
-        " (0: one delta per piece). Fewer, larger messages: every one costs each hop to the socket.",
+        " (0: without waiting; pieces that come at once still go together). Fewer, larger messages: every one"
+        " costs each hop to the socket.",
     )
     delta_max_chars: int = Field(
         default=400, ge=1, alias="AGENT_DELTA_MAX_CHARS", description="A delta is sent once this many characters wait."
@@ -132,3 +133,11 @@ class AgentSettings(SessionStateSettings, WorkerSettings):
     @property
     def llm_configured(self) -> bool:
         return bool(self.openai_base_url or self.openai_api_key)
+
+    @model_validator(mode="after")
+    def _no_echo_in_production(self) -> Self:
+        # The echo answerer skips escalation and the knowledge base: one
+        # stray variable from a benchmark must not put it before users.
+        if self.answerer == "echo" and self.environment == "production":
+            raise ValueError("AGENT_ANSWERER=echo is for benchmarks; it is refused with ENVIRONMENT=production")
+        return self

@@ -15,7 +15,8 @@ class SessionWorkerSettings(SessionStateSettings, WorkerSettings):
         ge=1,
         le=1024,
         alias="SESSION_CONCURRENCY",
-        description="Sessions whose events one session worker handles at once; each session's events in order.",
+        description="Events one session worker takes at once (handled concurrently across sessions, each session's"
+        " in order; events queued behind a busy session count too).",
     )
     session_reap_seconds: float = Field(
         default=10, gt=0, description="How often expired sessions are looked for, logged and announced."

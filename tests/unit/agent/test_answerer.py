@@ -6,15 +6,17 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from openai import AsyncOpenAI
 from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
 
 from devstack import free_port
 from supportdesk_agent.answerer import HANDOFF, DeltaGrain, EchoAnswerer, RetrievalOptions, TurnAnswerer
 from supportdesk_agent.escalation import EscalationPolicy
 from supportdesk_agent.generators import LLM_FALLBACK_NOTE, NO_ANSWER, ExtractiveGenerator, LlmGenerator
 from supportdesk_agent.metrics import AgentMetrics
-from supportdesk_agent.settings import DEFAULT_ESCALATION_KEYWORDS
+from supportdesk_agent.settings import DEFAULT_ESCALATION_KEYWORDS, AgentSettings
 from supportdesk_contracts.events import HistoryTurn, ReplyCompleted, ReplyDeltaProduced, TurnRequested
 from supportdesk_knowledge.index import Hit
 
@@ -222,3 +224,34 @@ async def test_the_echo_answerer_says_the_message_back_without_knowledge() -> No
     [completed] = inbound.events
     assert (delta.content, delta.reply_to, delta.correlation_id) == ("ping 42", "m1", None)
     assert (completed.reply.content, completed.reply.sources, completed.reply_to) == ("ping 42", [], "m1")
+
+
+class Failing(Paced):
+    """Streams its pieces, then breaks (a model that fails mid-answer)."""
+
+    async def stream(self, question: str, history: list[HistoryTurn], hits: list[Hit]) -> AsyncIterator[str]:
+        async for piece in super().stream(question, history, hits):
+            yield piece
+        raise RuntimeError("the model broke mid-answer")
+
+
+async def test_nothing_of_a_failed_turn_is_published_after_it_failed() -> None:
+    """Pieces waiting for their delta when the turn fails are dropped, not
+    sent after the error the client is about to get."""
+    outbound, inbound = Recorder(), Recorder()
+    answering = answerer(
+        Passages(SHIPPING), Failing((0, "Standard "), (0, "shipping "), (0, "takes")), outbound, inbound
+    )
+    with pytest.raises(RuntimeError):
+        await answering.answer(turn("How long does shipping take?"))
+    published = len(outbound.events)
+    await asyncio.sleep(0.1)  # past the delta window
+    assert len(outbound.events) == published == 1  # the first piece only
+    assert inbound.events == []
+
+
+def test_the_echo_answerer_is_refused_in_production() -> None:
+    key = Fernet.generate_key().decode()
+    with pytest.raises(ValidationError, match="AGENT_ANSWERER=echo"):
+        AgentSettings(AGENT_ANSWERER="echo", environment="production", SESSION_ENCRYPTION_KEYS=key)
+    assert AgentSettings(AGENT_ANSWERER="echo").answerer == "echo"

@@ -48,3 +48,41 @@ async def test_a_caller_that_gives_up_does_not_break_the_others(embedder: Any) -
 async def test_nothing_to_encode_is_an_empty_matrix(embedder: Any) -> None:
     model: Embedder = embedder
     assert (await model.encode([])).shape == (0, model.dimension)
+
+
+async def test_a_documents_chunks_are_neither_remembered_nor_looked_up(embedder: Any) -> None:
+    """Chunks are embedded once: caching them would only hold memory."""
+    model: Embedder = embedder
+    chunk = "Standard shipping takes 3-5 business days, express 1-2."
+    size, calls = len(model._cache), model.model_calls
+    await model.encode([chunk], bulk=True)
+    await model.encode([chunk], bulk=True)
+    assert (len(model._cache), model.model_calls) == (size, calls + 2)
+
+
+async def test_a_remembered_vector_does_not_hold_its_whole_batch(embedder: Any) -> None:
+    model: Embedder = embedder
+    texts = [f"a short question {i} about refunds" for i in range(40)]
+    await model.encode(texts)
+    assert all(model._cache[text].base is None for text in texts)  # copies, not views of the 40-row batch
+
+
+async def test_chat_texts_go_before_a_documents_chunks(embedder: Any) -> None:
+    """Waiting together, a turn's texts are encoded first and never in one
+    call with a document's chunks (a long call would hold the turn)."""
+    model: Embedder = embedder
+    finished: list[str] = []
+
+    async def encode(name: str, texts: list[str], bulk: bool) -> None:
+        await model.encode(texts, bulk=bulk)
+        finished.append(name)
+
+    calls = model.model_calls
+    busy = asyncio.create_task(encode("first", ["something to keep the model busy " * 20], True))
+    await asyncio.sleep(0)
+    chunks = asyncio.create_task(encode("chunks", ["a document's chunk " * 30] * 8, True))
+    await asyncio.sleep(0)
+    question = asyncio.create_task(encode("question", ["What is the refund policy, quickly?"], False))
+    await asyncio.gather(busy, chunks, question)
+    assert finished == ["first", "question", "chunks"]
+    assert model.model_calls - calls == 3

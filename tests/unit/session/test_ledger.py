@@ -283,3 +283,21 @@ async def test_a_handoff_nobody_claims_goes_back_to_the_bot_and_the_user_is_told
     turns = len(harness.seen["turns"])
     await harness.publish(received(waiting.session_id, "m9", "ok, and shipping?"), topics.chat_inbound)
     assert len(harness.seen["turns"]) == turns + 1
+
+
+async def test_sessions_are_handled_side_by_side_each_in_its_order(harness: Harness) -> None:
+    """Keyed by session (as every producer keys them), events of different
+    sessions run in lanes of their own; one session's are recorded in the
+    order they came."""
+    sessions = [(await harness.store.create(None))[0].session_id for _ in range(3)]
+    for n in range(4):
+        for sid in sessions:
+            await harness.broker.publish(
+                received(sid, f"m{n}", f"question {n}"), harness.settings.topics.chat_inbound, key=sid.encode()
+            )
+    await harness.inbound.dispatcher.idle()
+    for sid in sessions:
+        acks = [a for a in harness.of_type("outbound", "message.accepted") if a["session_id"] == sid]
+        assert [(a["message_id"], a["seq"]) for a in acks] == [("m0", 1), ("m1", 2), ("m2", 3), ("m3", 4)]
+        history = await harness.store.history(sid)
+        assert [m["content"] for m in history] == [f"question {n}" for n in range(4)]
