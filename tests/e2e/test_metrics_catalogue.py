@@ -7,6 +7,7 @@ test_alert_rules.py checks the same expressions against the catalogue.)"""
 import asyncio
 import json
 import re
+from collections.abc import Iterator
 
 import httpx
 import promql_parser
@@ -16,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from test_stack import QUESTION, auth, base, frames_until, new_session, ws_url
 
 from devstack import Stack
-from stacks import ADMIN_KEY
+from stacks import ADMIN_KEY, StackFactory
 from unit.deploy.test_alert_rules import CATALOGUE, EXPRESSIONS, PROMETHEUS_MADE, metric_names, recording_rules, samples
 
 pytestmark = pytest.mark.e2e
@@ -71,6 +72,16 @@ async def scrape(url: str) -> str:
         response = await client.get(url)
     assert response.status_code == 200, f"{url}: {response.status_code}"
     return response.text
+
+
+@pytest.fixture(scope="module")
+def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory, make_stack: StackFactory) -> Iterator[Stack]:
+    """A system of its own: the upload below retires the sample knowledge,
+    which the shared system's other tests answer from."""
+    stack = make_stack(redis_url, tmp_path_factory.mktemp("catalogue"), replicas=2)
+    stack.start()
+    yield stack
+    stack.stop()
 
 
 async def test_every_metric_the_dashboards_and_alerts_read_is_exported(stack: Stack) -> None:
