@@ -55,6 +55,49 @@ def approximate_tokens(text: str) -> int:
     return int(len(text.split()) * 1.3) + 1
 
 
+_ANAPHOR = re.compile(r"(?:it|its|they|their|them|this|these|that|those|he|she|his|her|both)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class AnswerUnit:
+    """The smallest piece of a passage that can answer: a sentence, a list
+    item or a table row."""
+
+    text: str
+    lead: str = ""
+    """What it cannot be read without: a list item's lead-in ("These items
+    are final sale:"), or the sentence before one that starts "It ..."."""
+
+    @property
+    def quoted(self) -> str:
+        """As an answer quotes it: with its lead, so that it stands alone."""
+        if not self.lead:
+            return self.text
+        item = self.text.removeprefix("- ").rstrip(";, ")
+        return f"{self.lead} {item}" if item.endswith((".", "!", "?")) else f"{self.lead} {item}."
+
+
+def answer_units(text: str) -> list[AnswerUnit]:
+    """A passage's units, in order: its lines (list items and table rows
+    whole), prose lines cut into sentences."""
+    units: list[AnswerUnit] = []
+    lead = previous = ""
+    for line in text.split("\n"):
+        if not (line := line.strip()):
+            continue
+        if line.startswith("- "):
+            units.append(AnswerUnit(line, lead))
+            previous = ""  # "It ..." after a list refers to no one item
+            continue
+        lead = line if line.endswith(":") else ""
+        if lead:
+            continue  # a lead-in answers nothing alone; its items carry it
+        for sentence in split_sentences(line):
+            units.append(AnswerUnit(sentence, previous if _ANAPHOR.match(sentence) else ""))
+            previous = sentence
+    return units
+
+
 @dataclass(frozen=True)
 class Passage:
     section: str

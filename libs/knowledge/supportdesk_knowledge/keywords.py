@@ -59,7 +59,8 @@ def _fold(word: str) -> str:
 
 def terms(text: str) -> list[str]:
     words = (w.lower() for w in _WORD.findall(text.replace("\u2019", "'")))
-    return [_fold(w) for w in words if w not in STOP_WORDS]
+    # "what's" is "what": a stop word with its 's is still one.
+    return [_fold(w) for w in words if w.removesuffix("'s") not in STOP_WORDS]
 
 
 def with_pairs(found: list[str]) -> list[str]:

@@ -20,10 +20,11 @@ from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletionMessageParam
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from supportdesk_agent.answer_types import expected, holds
 from supportdesk_agent.breaker import BreakerState, CircuitBreaker
 from supportdesk_agent.metrics import AgentMetrics
 from supportdesk_contracts.events import HistoryTurn
-from supportdesk_knowledge.chunking import split_sentences
+from supportdesk_knowledge.chunking import SECTION_SEPARATOR, AnswerUnit, answer_units
 from supportdesk_knowledge.index import Hit
 from supportdesk_knowledge.keywords import terms
 from supportdesk_platform.telemetry import tracer
@@ -51,43 +52,64 @@ def pieces(text: str) -> list[str]:
 
 
 class ExtractiveGenerator:
-    """Answers with the passages' sentences closest to the question."""
+    """Answers with the passages' units (sentences, list items, table rows)
+    that best answer the question.
+
+    A unit's score weighs four signals, each of which fixed misses on the
+    eval set (docs/quality.md): its own similarity to the question, read
+    under its document's title and headings; its passage's similarity (a
+    sentence of the best passage beats a lookalike elsewhere); the share of
+    the question's words it holds ("ground shipping"); and whether it holds
+    the kind of value asked for ("how long" wants a duration: answer_types.py).
+    """
 
     def __init__(
-        self, encoder: Encoder, max_sentences: int = 2, margin: float = 0.08, keyword_weight: float = 0.15
+        self,
+        encoder: Encoder,
+        max_units: int = 2,
+        margin: float = 0.08,
+        keyword_weight: float = 0.1,
+        passage_weight: float = 1.0,
+        type_weight: float = 0.1,
+        passages: int = 3,
     ) -> None:
         self.encoder = encoder
-        self.keyword_weight = keyword_weight
-        self.max_sentences = max_sentences
+        self.max_units = max_units
         self.margin = margin
+        self.keyword_weight = keyword_weight
+        self.passage_weight = passage_weight
+        self.type_weight = type_weight
+        self.passages = passages
 
     async def compose(self, question: str, hits: list[Hit]) -> str:
-        if not hits:
-            return NO_ANSWER
-        candidates: list[tuple[int, str]] = []
-        for rank, hit in enumerate(hits[:3]):
-            candidates += [(rank, s) for s in split_sentences(hit.text)]
+        candidates = [(rank, unit) for rank, hit in enumerate(hits[: self.passages]) for unit in answer_units(hit.text)]
         if not candidates:
             return NO_ANSWER
 
-        # Each sentence read under its section's heading ("Men's jackets ›
-        # Sizes: Medium: 38-40 in"): alone it may not say what it is about.
-        def in_context(rank: int, sentence: str) -> str:
-            section = hits[rank].section
-            return f"{section}: {sentence}" if section else sentence
+        # Each unit read under its headings ("Men's jackets › Sizes: M ·
+        # Chest: 38-40 in"): alone it may not say what it is about.
+        def in_context(rank: int, unit: AnswerUnit) -> str:
+            heading = SECTION_SEPARATOR.join(p for p in (hits[rank].title, hits[rank].section) if p)
+            return f"{heading}: {unit.text}" if heading else unit.text
 
-        vectors = await self.encoder.encode([question] + [in_context(r, s) for r, s in candidates])
-        # Meaning and the question's own words: a sentence that names the
-        # asked-about term ("ground shipping") beats one that only sounds alike.
+        read = [in_context(rank, unit) for rank, unit in candidates]
+        vectors = await self.encoder.encode([question, *read])
+        similarity = vectors[1:] @ vectors[0]
+        passage = np.array([hits[rank].score for rank, _ in candidates])
         asked = set(terms(question))
-        overlap = np.array([len(asked & set(terms(in_context(r, s)))) / max(1, len(asked)) for r, s in candidates])
-        similarity = vectors[1:] @ vectors[0] + self.keyword_weight * overlap
-        best = float(similarity.max())
-        # Sentences nearly as relevant as the best one, in document order.
-        chosen = [i for i in np.argsort(-similarity)[: self.max_sentences] if similarity[i] >= best - self.margin]
-        chosen.sort()
+        overlap = np.array([len(asked & set(terms(text))) / max(1, len(asked)) for text in read])
+        kind = expected(question)
+        typed = np.array([kind is not None and holds(kind, unit.quoted) for _, unit in candidates], dtype=float)
+        score = (
+            (similarity + self.passage_weight * passage) / (1 + self.passage_weight)
+            + self.keyword_weight * overlap
+            + self.type_weight * typed
+        )
+        best = float(score.max())
+        # Units nearly as good as the best one, in the passages' order.
+        chosen = sorted(i for i in np.argsort(-score)[: self.max_units] if score[i] >= best - self.margin)
         top = hits[candidates[chosen[0]][0]]
-        body = " ".join(candidates[i][1] for i in chosen)
+        body = " ".join(candidates[i][1].quoted for i in chosen)
         if top.attachment:
             return f"According to the file you attached ({top.title}): {body}"
         return f"According to our {top.title.lower()} guide: {body}" if top.title else body

@@ -255,3 +255,44 @@ def test_the_echo_answerer_is_refused_in_production() -> None:
     with pytest.raises(ValidationError, match="AGENT_ANSWERER=echo"):
         AgentSettings(AGENT_ANSWERER="echo", environment="production", SESSION_ENCRYPTION_KEYS=key)
     assert AgentSettings(AGENT_ANSWERER="echo").answerer == "echo"
+
+
+FREIGHT = Hit(
+    "d-ship",
+    "Shipping",
+    "Kayaks, canoes and paddleboards are delivered curbside by a freight carrier, who calls you to book a "
+    "four-hour delivery appointment. Ground shipping takes 8-12 business days and costs a $65 flat freight fee.",
+    0.6,
+    section="Ground shipping for oversized items",
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "fact"),
+    [
+        ("I'm ordering a kayak. How many days will delivery take?", "8-12 business days"),
+        ("How much does freight delivery of a canoe cost?", "$65"),
+    ],
+)
+async def test_the_sentence_with_the_kind_of_value_asked_for_answers(embedder: Any, question: str, fact: str) -> None:
+    # The kayak sentence is the more similar one, and holds no number of
+    # days or price; the answer is the sentence that does.
+    answer = await ExtractiveGenerator(embedder, max_units=1).compose(question, [FREIGHT])
+    assert fact in answer
+    untyped = await ExtractiveGenerator(embedder, max_units=1, type_weight=0.0).compose(question, [FREIGHT])
+    assert fact not in untyped, "the case no longer tells the type check apart"
+
+
+async def test_a_list_item_is_quoted_with_its_lead_in(embedder: Any) -> None:
+    final_sale = Hit(
+        "d-returns",
+        "Returns",
+        "For health and safety reasons, these items are final sale and cannot be returned:\n"
+        "- opened stove fuel canisters and opened bear spray;\n"
+        "- climbing rope cut to length.",
+        0.6,
+    )
+    answer = await ExtractiveGenerator(embedder, max_units=1).compose("Can I return opened bear spray?", [final_sale])
+    assert "these items are final sale and cannot be returned: opened stove fuel canisters and opened bear spray." in (
+        answer
+    )

@@ -1,6 +1,6 @@
 import itertools
 
-from supportdesk_knowledge.chunking import Passage, approximate_tokens, chunk_document, split_sentences
+from supportdesk_knowledge.chunking import Passage, answer_units, approximate_tokens, chunk_document, split_sentences
 
 
 def words(text: str) -> int:
@@ -82,3 +82,28 @@ def test_table_rows_are_whole_and_name_their_columns() -> None:
 
 def test_the_approximate_counter_is_close_to_word_pieces() -> None:
     assert 10 <= approximate_tokens("How long does express shipping take to Alaska and Hawaii?") <= 16
+
+
+def test_answer_units_keep_what_they_cannot_be_read_without() -> None:
+    text = (
+        "These items are final sale:\n"
+        "- opened fuel canisters;\n"
+        "- custom-cut rope\n"
+        "The Beacon 400 headlamp is covered for 2 years. Its battery is covered for 1 year.\n"
+        "Plan: Summit · Price: $49"
+    )
+    units = answer_units(text)
+    # The lead-in answers nothing alone: it goes with each of its items.
+    assert [u.text for u in units] == [
+        "- opened fuel canisters;",
+        "- custom-cut rope",
+        "The Beacon 400 headlamp is covered for 2 years.",
+        "Its battery is covered for 1 year.",
+        "Plan: Summit · Price: $49",
+    ]
+    assert units[0].quoted == "These items are final sale: opened fuel canisters."
+    assert units[1].quoted == "These items are final sale: custom-cut rope."
+    # "Its" needs the sentence before it; a sentence that names its subject does not.
+    assert units[3].quoted == "The Beacon 400 headlamp is covered for 2 years. Its battery is covered for 1 year."
+    assert units[2].quoted == units[2].text
+    assert units[4].quoted == "Plan: Summit · Price: $49"

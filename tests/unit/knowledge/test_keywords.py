@@ -32,3 +32,9 @@ def test_one_term_for_a_word_however_it_ends_or_is_typed() -> None:
     assert terms("size") == terms("sizes") == terms("sizing")
     assert terms("case") == terms("cases")
     assert terms("don\u2019t ship") == terms("don't ship") == ["ship"]
+
+
+def test_a_stop_word_with_its_apostrophe_s_is_still_a_stop_word() -> None:
+    # "What's" was kept as the term "what", matching every passage that says "what".
+    assert terms("What's the Wi-Fi password?") == terms("the Wi-Fi password?")
+    assert terms("Ridgeline's revenue") == terms("Ridgeline revenue")
