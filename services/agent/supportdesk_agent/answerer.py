@@ -26,6 +26,7 @@ from supportdesk_contracts.events import (
     Source,
     TurnRequested,
 )
+from supportdesk_knowledge.chunking import answer_units
 from supportdesk_knowledge.index import Hit
 from supportdesk_knowledge.private import PrivatePassage
 from supportdesk_platform.kafka import Publisher, key_of
@@ -54,6 +55,10 @@ class Retriever(Protocol):
 Search = Callable[[str, int, float], Awaitable[list[Hit]]]
 
 
+MIN_QUOTE_CHARS = 12
+"""A shorter unit ("Yes.") found in an answer is no sign that it was quoted."""
+
+
 @dataclass(frozen=True)
 class RetrievalOptions:
     search_k: int = 4
@@ -68,10 +73,24 @@ def reply_id_for(session_id: str, message_id: str) -> str:
     return str(uuid.uuid5(_REPLY_NAMESPACE, f"{session_id}:{message_id}"))
 
 
+def _quoted_first(hits: Sequence[Hit], answer: str) -> dict[str, int]:
+    """Where in the answer each document is first quoted (the extractive
+    answer quotes its units word for word), by document id."""
+    first: dict[str, int] = {}
+    for hit in hits:
+        for unit in answer_units(hit.text):
+            core = unit.text.removeprefix("- ").rstrip(";,. ")
+            if len(core) >= MIN_QUOTE_CHARS and (at := answer.find(core)) >= 0:
+                first[hit.document_id] = min(at, first.get(hit.document_id, at))
+    return first
+
+
 def sources_of(hits: Sequence[Hit], answer: str = "") -> list[Source]:
     """One source per document, numbered as the model was shown them
     (`quoted_passages`). An answer that cites passages ("[2]") lists the
-    cited ones, in order of use; one that cites none lists them all."""
+    cited ones, in order of use; one that quotes them (the extractive
+    answer) the quoted ones, in order of use; one that does neither lists
+    them all."""
     seen: set[str] = set()
     sources: list[Source] = []
     for hit in hits:
@@ -91,7 +110,10 @@ def sources_of(hits: Sequence[Hit], answer: str = "") -> list[Source]:
             )
         )
     used = cited(answer, len(sources))
-    return [sources[number - 1] for number in used] if used else sources
+    if used:
+        return [sources[number - 1] for number in used]
+    quoted = _quoted_first(hits, answer)
+    return sorted((s for s in sources if s.document_id in quoted), key=lambda s: quoted[s.document_id]) or sources
 
 
 @dataclass(frozen=True)

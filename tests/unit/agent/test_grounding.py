@@ -119,3 +119,16 @@ def test_citations_are_read_in_order_and_only_of_passages_shown() -> None:
         "d-ship",
         "d-returns",
     ]
+
+
+def test_a_quoting_answer_lists_the_documents_it_quotes_in_order_of_use() -> None:
+    # The extractive answer cites no numbers; it quotes. A document it does
+    # not quote is not a source of the answer.
+    answer = "According to our returns policy guide: Returns are accepted within 30 days."
+    assert [s.document_id for s in sources_of([SHIPPING, RETURNS], answer)] == ["d-returns"]
+    both = f"{answer} Standard shipping takes 3-5 business days."
+    assert [s.document_id for s in sources_of([SHIPPING, RETURNS], both)] == ["d-returns", "d-ship"]
+    # A list item is quoted without its dash and with a full stop.
+    listed = Hit("d-care", "Care", "After a trip:\n- dry the tent within 24 hours;\n- brush off the mud", 0.5)
+    quoted = "After a trip: dry the tent within 24 hours."
+    assert [s.document_id for s in sources_of([SHIPPING, listed], quoted)] == ["d-care"]
