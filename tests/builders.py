@@ -1,6 +1,7 @@
 """Small builders the tests share."""
 
 import asyncio
+import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -21,6 +22,8 @@ from supportdesk_sessions.recorder import SessionRecorder
 from supportdesk_sessions.settings import DEVELOPMENT_ENCRYPTION_KEY
 
 if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
     from supportdesk_ingest.settings import IngestSettings
 
 
@@ -49,6 +52,15 @@ class InProcess:
     gateway: Gateway
     http: httpx.AsyncClient
     turns: list[TurnRequested]
+
+
+@dataclass(frozen=True)
+class S3Store:
+    """An S3 emulator (tests/integration/ingest/conftest.py): its endpoint, a client of it and its process."""
+
+    endpoint: str
+    client: "S3Client"
+    process: subprocess.Popen[bytes]
 
 
 def rss() -> int:

@@ -33,7 +33,7 @@ def document_event(args: argparse.Namespace) -> dict[str, object]:
     }
     if args.file:  # inline, up to 700 KB
         event["content_base64"] = base64.b64encode(pathlib.Path(args.file).read_bytes()).decode()
-    else:  # a reference the ingest worker fetches: https://, http:// or file:// under its shared root
+    else:  # a reference the ingest worker fetches: https://, http://, file:// under its shared root, or s3://
         event["source"] = args.source
     return event
 
@@ -69,7 +69,7 @@ def main() -> None:
     parser.add_argument("--id", required=True, help="the document's stable id")
     content = parser.add_mutually_exclusive_group(required=True)
     content.add_argument("--file", help="send this file inline")
-    content.add_argument("--source", help="a URL the ingest worker fetches")
+    content.add_argument("--source", help="a URL the ingest worker fetches (https, http, file, s3)")
     parser.add_argument("--filename", help="with --source: its name, for the format")
     parser.add_argument("--title")
     parser.add_argument("--url", help="where readers find the original")

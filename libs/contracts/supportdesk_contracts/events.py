@@ -223,8 +223,9 @@ class DocumentUploaded(Event):
     Its bytes come in exactly one of three ways: `blob_key` (the gateway's
     claim check in Redis: uploads may be 10 MB, a Kafka message is capped
     near 1 MB), `content_base64` (inline, up to 700 KB), or `source` (a
-    reference the ingest worker fetches: `https://` or `http://`, or `file://`
-    under the shared root it is configured with). Publishing the same
+    reference the ingest worker fetches: `https://` or `http://`, `file://`
+    under the shared root it is configured with, or `s3://` in a bucket it
+    is configured to read). Publishing the same
     `document_id` again replaces the document; the outcome is published on
     the documents.status topic. Key messages by `document_id`.
     """
@@ -254,8 +255,9 @@ class DocumentUploaded(Event):
     source: str | None = Field(
         default=None,
         max_length=2048,
-        description="Where the ingest worker fetches the bytes: https://, http:// or file:// (under its shared "
-        "root). Private and loopback addresses are refused unless the worker allows them.",
+        description="Where the ingest worker fetches the bytes: https://, http://, file:// (under its shared "
+        "root) or s3://bucket/key (a bucket it allows; the key not URL-encoded). Private and loopback addresses "
+        "are refused unless the worker allows them.",
         examples=["https://help.example.com/export/returns-policy.html"],
     )
     title: str | None = Field(

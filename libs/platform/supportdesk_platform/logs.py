@@ -116,6 +116,9 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "text") -> N
     root.setLevel(level.upper())
     # aiokafka logs every coordinator hiccup at INFO; keep its warnings.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # botocore's DEBUG lines print whole requests, session tokens among their
+    # headers: never below INFO, whatever LOG_LEVEL says.
+    logging.getLogger("botocore").setLevel(max(root.level, logging.INFO))
     # uvicorn's own loggers go through ours (one format, one stream).
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []

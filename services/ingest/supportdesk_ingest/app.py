@@ -41,6 +41,9 @@ def ingest_component(
         shared_root=Path(settings.shared_root) if settings.shared_root else None,
         timeout_seconds=settings.fetch_timeout_seconds,
         allow_private=settings.fetch_allow_private,
+        s3_buckets=settings.s3_bucket_names,
+        s3_endpoint_url=settings.s3_endpoint_url,
+        s3_region=settings.s3_region,
     )
     indexer = Indexer(
         knowledge,

@@ -97,6 +97,31 @@ class IngestSettings(SessionStateSettings, WorkerSettings):
         description="Fetch documents from private, loopback and link-local addresses too (refused by default: "
         "a producer could otherwise make the worker read internal services).",
     )
+    # s3:// credentials are not settings of ours: boto3's chain finds them
+    # (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, AWS_PROFILE,
+    # a web identity or the pod's, task's or instance's role), so a role needs
+    # no secret at all.
+    s3_buckets: str = Field(
+        default="",
+        alias="INGEST_S3_BUCKETS",
+        description="Comma-separated buckets producers may reference as s3://bucket/key; s3:// is refused when "
+        "empty (a producer must not make the worker read whatever its credentials reach).",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        alias="INGEST_S3_ENDPOINT_URL",
+        description="An S3-compatible store (MinIO, localbucket, ...), addressed path-style; AWS S3 when unset.",
+    )
+    s3_region: str = Field(
+        default="us-east-1",
+        min_length=1,
+        alias="INGEST_S3_REGION",
+        description="The buckets' region, which requests are signed for (AWS_REGION is not read).",
+    )
+
+    @property
+    def s3_bucket_names(self) -> frozenset[str]:
+        return frozenset(name.strip() for name in self.s3_buckets.split(",") if name.strip())
 
     @property
     def wants_samples(self) -> bool:

@@ -1,12 +1,13 @@
 """A document's bytes, however its producer sent them: the gateway's claim
-check in Redis, inline content, or a reference fetched here (http(s)://, or
-file:// under the shared root).
+check in Redis, inline content, or a reference fetched here (http(s)://,
+file:// under the shared root, or s3:// in an allowed bucket).
 
 A refusal (a scheme not allowed, a private address, a file outside the
-root, too many bytes, a 4xx answer) is final: `UnreadableDocument`, the
-document ends `failed` with the reason. An outage (no connection, a 5xx,
-408 or 429) is `SourceUnavailable`, a ConnectionError: the event is
-retried with backoff, as for any other dependency.
+root, a bucket not allowed, too many bytes, a 4xx answer) is final:
+`UnreadableDocument`, the document ends `failed` with the reason. An outage
+(no connection, a timeout, a 5xx, 408 or 429, S3 throttling) is
+`SourceUnavailable`, a ConnectionError: the event is retried with backoff,
+as for any other dependency.
 """
 
 import asyncio
@@ -16,19 +17,42 @@ import ipaddress
 import os
 import socket
 import stat
+import threading
+import time
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
+import boto3
 import httpx
+from botocore.config import Config
+from botocore.exceptions import (
+    ClientError,
+    CredentialRetrievalError,
+    HTTPClientError,
+    IncompleteReadError,
+    NoCredentialsError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from supportdesk_contracts.events import DocumentUploaded
 from supportdesk_documents.registry import DocumentRegistry
 from supportdesk_ingest.errors import UnreadableDocument
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import GetObjectOutputTypeDef
+
 MAX_REDIRECTS = 3
 _RETRY_STATUSES = (HTTPStatus.REQUEST_TIMEOUT, HTTPStatus.TOO_MANY_REQUESTS)
+# Attempts of one S3 request, the first included: few, since the event
+# itself is retried with backoff when the store stays unavailable.
+S3_ATTEMPTS = 2
+_S3_PIECE_BYTES = 64 * 1024
+# S3 error codes that mean "later", whatever their status (RequestTimeout is a 400).
+_S3_RETRY_CODES = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError"})
 
 
 class SourceUnavailable(ConnectionError):
@@ -41,6 +65,9 @@ class SourcePolicy:
     shared_root: Path | None = None
     timeout_seconds: float = 30.0
     allow_private: bool = False
+    s3_buckets: frozenset[str] = frozenset()
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
 
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -67,6 +94,8 @@ class DocumentSources:
     def __init__(self, registry: DocumentRegistry, policy: SourcePolicy) -> None:
         self.registry = registry
         self.policy = policy
+        self._s3: S3Client | None = None
+        self._s3_lock = threading.Lock()
 
     async def read(self, event: DocumentUploaded) -> bytes:
         if event.blob_key is not None:
@@ -94,7 +123,9 @@ class DocumentSources:
             return await asyncio.to_thread(self._read_shared, source)
         if scheme in ("http", "https"):
             return await self._download(source)
-        raise UnreadableDocument(f"a source must be https://, http:// or file://, not {scheme or 'none'}://")
+        if scheme == "s3":
+            return await asyncio.to_thread(self._read_s3, source)
+        raise UnreadableDocument(f"a source must be https://, http://, file:// or s3://, not {scheme or 'none'}://")
 
     def _read_shared(self, source: str) -> bytes:
         root = self.policy.shared_root
@@ -207,3 +238,85 @@ class DocumentSources:
             data += piece
             self._within_limit(len(data))
         return bytes(data)
+
+    def _s3_client(self) -> "S3Client":
+        """One client for all documents, made on first use: it finds the
+        credentials (possibly from a role's endpoint), which takes a while."""
+        with self._s3_lock:  # fetches run in threads side by side
+            if self._s3 is None:
+                policy = self.policy
+                # A session of its own: boto3's default one is not thread-safe.
+                session = boto3.session.Session()
+                # Checked here, so that a client without credentials (a role's
+                # endpoint down at the first document) is not kept for good.
+                if session.get_credentials() is None:
+                    raise NoCredentialsError()
+                config = Config(
+                    connect_timeout=policy.timeout_seconds,
+                    read_timeout=policy.timeout_seconds,
+                    retries={"mode": "standard", "total_max_attempts": S3_ATTEMPTS},
+                    # Stores other than AWS (MinIO, localbucket) rarely serve
+                    # bucket.host names; every one serves host/bucket.
+                    s3={"addressing_style": "path"} if policy.s3_endpoint_url else None,
+                )
+                self._s3 = session.client(
+                    "s3", region_name=policy.s3_region, endpoint_url=policy.s3_endpoint_url, config=config
+                )
+            return self._s3
+
+    def _read_s3(self, source: str) -> bytes:
+        """`s3://bucket/key`, the key as it is (S3 keys are not URL-encoded,
+        and may hold `?` and `#`). Blocks: run in a thread."""
+        bucket, _, key = source.partition("://")[2].partition("/")
+        if not self.policy.s3_buckets:
+            raise UnreadableDocument("s3:// sources are not allowed here (INGEST_S3_BUCKETS is not set)")
+        if bucket not in self.policy.s3_buckets:
+            raise UnreadableDocument(f"bucket {bucket or '(none)'} is not one the worker may read (INGEST_S3_BUCKETS)")
+        if not key:
+            raise UnreadableDocument("an s3:// source names its object: s3://bucket/key")
+        if {".", ".."} & set(key.split("/")):
+            # A proxy or store in between may resolve them: to another bucket,
+            # addressed path-style (/bucket/key).
+            raise UnreadableDocument("an s3:// key with . or .. segments is not read")
+        deadline = time.monotonic() + self.policy.timeout_seconds
+        try:
+            answer = self._s3_client().get_object(Bucket=bucket, Key=key)
+            return self._s3_body(source, answer, deadline)
+        except ClientError as exc:
+            raise self._s3_error(source, exc) from exc
+        except (BotoConnectionError, HTTPClientError, IncompleteReadError) as exc:
+            raise SourceUnavailable(f"{source}: {type(exc).__name__}: {exc}") from exc
+        except (NoCredentialsError, CredentialRetrievalError) as exc:
+            # The worker's problem, not the document's: a role's endpoint may
+            # answer again, an operator may add them, and the event be retried.
+            raise SourceUnavailable(f"{source}: the worker has no AWS credentials now: {exc}") from exc
+
+    def _s3_body(self, source: str, answer: "GetObjectOutputTypeDef", deadline: float) -> bytes:
+        body = answer["Body"]
+        try:
+            self._within_limit(answer.get("ContentLength", 0))  # none when the store streams it chunked
+            # Never more than one byte past the limit, and the whole download
+            # within the timeout (a read timeout alone allows a slow drip).
+            data = bytearray()
+            wanted = self.policy.max_bytes + 1
+            while len(data) < wanted and (piece := body.read(min(_S3_PIECE_BYTES, wanted - len(data)))):
+                data += piece
+                if time.monotonic() > deadline:
+                    raise SourceUnavailable(f"{source} took longer than {self.policy.timeout_seconds:g} s")
+            self._within_limit(len(data))
+            return bytes(data)
+        finally:
+            body.close()  # the connection is dropped, not drained, when reading stopped early
+
+    @staticmethod
+    def _s3_error(source: str, exc: ClientError) -> UnreadableDocument | SourceUnavailable:
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        message = error.get("Message")
+        reason = f"{source} answered {status} {code}" + (f": {message}" if message else "")
+        if status >= HTTPStatus.INTERNAL_SERVER_ERROR or status in _RETRY_STATUSES or code in _S3_RETRY_CODES:
+            return SourceUnavailable(reason)
+        if status == HTTPStatus.FORBIDDEN:
+            reason += " (the worker's AWS credentials may not read it)"
+        return UnreadableDocument(reason)

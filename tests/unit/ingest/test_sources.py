@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -88,10 +89,95 @@ async def test_nothing_listening_is_an_outage() -> None:
         await sources(allow_private=True).fetch("http://127.0.0.1:9/doc.txt")
 
 
-@pytest.mark.parametrize("source", ["ftp://example.com/a.txt", "gopher://x/", "s3x://bucket/key"])
+@pytest.mark.parametrize("source", ["ftp://example.com/a.txt", "gopher://x/", "s3x://bucket/key", "s3a://docs/a"])
 async def test_other_schemes_are_refused(source: str) -> None:
-    with pytest.raises(UnreadableDocument, match="must be https://, http:// or file://"):
-        await sources().fetch(source)
+    with pytest.raises(UnreadableDocument, match=r"must be https://, http://, file:// or s3://"):
+        await sources(s3_buckets=frozenset({"docs", "bucket"})).fetch(source)
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        ("s3://other/a.txt", "bucket other is not one the worker may read"),
+        ("s3://user@docs/a.txt", "bucket user@docs is not one"),
+        ("s3:///a.txt", r"bucket \(none\) is not one"),
+        ("s3://docs", "names its object"),
+        ("s3://docs/", "names its object"),
+        ("s3://docs/../private/secret.txt", "with . or .. segments"),
+        ("s3://docs/a/./b.txt", "with . or .. segments"),
+    ],
+)
+async def test_s3_reads_only_named_objects_of_allowed_buckets(source: str, reason: str) -> None:
+    """Refused before any request: no client, no credentials, no store needed."""
+    with pytest.raises(UnreadableDocument, match=reason):
+        await sources(s3_buckets=frozenset({"docs"})).fetch(source)
+
+
+async def test_s3_is_refused_when_no_bucket_is_allowed() -> None:
+    with pytest.raises(UnreadableDocument, match="INGEST_S3_BUCKETS is not set"):
+        await sources().fetch("s3://docs/a.txt")
+
+
+S3_ERRORS = {
+    "/docs/denied": (403, "AccessDenied", "Access Denied"),
+    "/docs/busy": (503, "SlowDown", "Please reduce your request rate."),
+    "/docs/late": (400, "RequestTimeout", "Your socket connection to the server was not read from or written to."),
+}
+
+
+class FakeS3(http.server.BaseHTTPRequestHandler):
+    """What the S3 emulator never answers (tests/integration/ingest has it):
+    S3's refusals and throttling, and a body of no announced length."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path  # path-style: /bucket/key
+        if path == "/docs/endless":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for _ in range(10):
+                self.wfile.write(b"1f4\r\n" + b"x" * 500 + b"\r\n")
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        status, code, message = S3_ERRORS[path]
+        body = f"<Error><Code>{code}</Code><Message>{message}</Message></Error>".encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def fake_s3() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeS3)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("key", "error", "reason"),
+    [
+        ("denied", UnreadableDocument, r"answered 403 AccessDenied: Access Denied \(the worker's AWS credentials"),
+        ("busy", SourceUnavailable, "answered 503 SlowDown"),
+        ("late", SourceUnavailable, "answered 400 RequestTimeout"),
+        ("endless", UnreadableDocument, "larger than the 1,000 bytes allowed"),
+    ],
+)
+@pytest.mark.usefixtures("aws_credentials")
+async def test_s3_throttling_is_retried_and_refusals_are_final(
+    fake_s3: str, key: str, error: type, reason: str
+) -> None:
+    reader = sources(s3_buckets=frozenset({"docs"}), s3_endpoint_url=fake_s3)
+    with pytest.raises(error, match=reason):
+        await reader.fetch(f"s3://docs/{key}")
 
 
 async def test_files_are_read_only_under_the_shared_root(tmp_path: Path) -> None:
@@ -157,3 +243,28 @@ async def test_a_host_name_that_cannot_be_encoded_is_refused() -> None:
 )
 def test_only_public_addresses_count_as_public(address: str, public: bool) -> None:
     assert _public(address) is public
+
+
+NO_CREDENTIALS = [
+    *("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ROLE_ARN"),
+    *("AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"),
+]
+
+
+async def test_without_credentials_s3_is_an_outage_until_they_come(
+    fake_s3: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Credentials not found (a role's endpoint down, say) fail no document,
+    and leave no client behind that would never find them."""
+    for name in NO_CREDENTIALS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    reader = sources(s3_buckets=frozenset({"docs"}), s3_endpoint_url=fake_s3)
+    with pytest.raises(SourceUnavailable, match="no AWS credentials"):
+        await reader.fetch("s3://docs/denied")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
+    with pytest.raises(UnreadableDocument, match="answered 403"):  # asked the store this time
+        await reader.fetch("s3://docs/denied")
