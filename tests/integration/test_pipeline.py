@@ -15,9 +15,8 @@ from builders import BothOwners, session_store
 from supportdesk_agent.app import build_worker as build_agent
 from supportdesk_agent.settings import AgentSettings
 from supportdesk_contracts.events import MessageReceived
-from supportdesk_knowledge.base import KnowledgeBase
+from supportdesk_knowledge.base import KnowledgeBase, open_index
 from supportdesk_knowledge.embedder import Embedder
-from supportdesk_knowledge.index import KnowledgeIndex, open_client
 from supportdesk_knowledge.settings import KnowledgeSettings
 from supportdesk_platform.lifecycle import Service
 from supportdesk_session.app import build_worker as build_session
@@ -48,7 +47,7 @@ async def pipeline(
     }
     session_settings = SessionWorkerSettings(**common, consumer_group=f"{unique}-session")
     knowledge = KnowledgeSettings(qdrant_path=qdrant_path)
-    index = KnowledgeIndex(open_client(knowledge), knowledge.qdrant_collection, embedder.dimension, server=False)
+    index = open_index(knowledge, embedder.dimension)
     await index.ensure_collection()
     kb = KnowledgeBase(knowledge, embedder, index)
     await kb.add_document("d-ship", "Shipping information", "Standard shipping takes 3-5 business days.")

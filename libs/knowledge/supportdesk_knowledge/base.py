@@ -4,11 +4,13 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from opentelemetry import trace
 
 from supportdesk_knowledge.chunking import Passage, chunk_document
+from supportdesk_knowledge.edge import EdgeIndex
 from supportdesk_knowledge.embedder import Embedder
 from supportdesk_knowledge.index import Chunk, Hit, KnowledgeIndex, open_client
 from supportdesk_knowledge.keywords import KeywordEncoder
@@ -29,11 +31,24 @@ def headed(title: str, passage: Passage) -> str:
     return f"{heading}. {passage.text}" if heading else passage.text
 
 
+Index = KnowledgeIndex | EdgeIndex
+
+
+def open_index(settings: KnowledgeSettings, dimension: int) -> Index:
+    """A Qdrant server's collection (QDRANT_URL), else the embedded engine's."""
+    if settings.qdrant_url or settings.qdrant_embedded == "local":
+        return KnowledgeIndex(
+            open_client(settings), settings.qdrant_collection, dimension, server=bool(settings.qdrant_url)
+        )
+    folder = Path(settings.qdrant_path)
+    return EdgeIndex(folder / "edge", settings.qdrant_collection, dimension, migrate_from=folder)
+
+
 @dataclass
 class KnowledgeBase:
     settings: KnowledgeSettings
     embedder: Embedder
-    index: KnowledgeIndex
+    index: Index
     keywords: KeywordEncoder = field(default_factory=KeywordEncoder)
     timings: StageTimer | None = None
 
@@ -48,14 +63,12 @@ class KnowledgeBase:
             settings.torch_num_threads,
             settings.embedding_cache_size,
         )
-        index = KnowledgeIndex(
-            open_client(settings), settings.qdrant_collection, embedder.dimension, server=bool(settings.qdrant_url)
-        )
+        index = open_index(settings, embedder.dimension)
         await index.ensure_collection_when_up(settings.qdrant_connect_timeout_seconds)
         return cls(settings, embedder, index)
 
     async def close(self) -> None:
-        await self.index.client.close()
+        await self.index.close()
 
     async def chunks_of(self, text: str) -> list[Passage]:
         """Off the event loop: a long document takes a while to cut."""

@@ -6,10 +6,10 @@ import contextlib
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from qdrant_client import AsyncQdrantClient, models
@@ -94,6 +94,19 @@ class Hit:
 _SAMPLES = models.Filter(must=[models.FieldCondition(key="sample", match=models.MatchValue(value=True))])
 
 
+class Found(Protocol):
+    """A point a search found: qdrant-client's and Qdrant Edge's alike."""
+
+    @property
+    def id(self) -> Any: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def payload(self) -> dict[str, Any] | None: ...
+    @property
+    def vector(self) -> Any: ...
+
+
 def _cosine(query: list[float], stored: Any) -> float:
     """The stored vector of a point found by its keywords (normalised, as the
     query is): a list, or the server's {name: list}."""
@@ -103,13 +116,13 @@ def _cosine(query: list[float], stored: Any) -> float:
     return float(sum(q * v for q, v in zip(query, values, strict=False)))
 
 
-def _newest_versions(found: dict[str, models.ScoredPoint]) -> list[str]:
+def _newest_versions(found: Mapping[str, Found]) -> list[str]:
     """The points of each document's newest version among those found."""
 
-    def version(point: models.ScoredPoint) -> int:
+    def version(point: Found) -> int:
         return int((point.payload or {}).get("version", 0))
 
-    def document(point: models.ScoredPoint) -> str:
+    def document(point: Found) -> str:
         return str((point.payload or {}).get("document_id", ""))
 
     newest: dict[str, int] = {}
@@ -118,7 +131,7 @@ def _newest_versions(found: dict[str, models.ScoredPoint]) -> list[str]:
     return [key for key, point in found.items() if version(point) == newest[document(point)]]
 
 
-def _hit(point: models.ScoredPoint, score: float) -> Hit:
+def _hit(point: Found, score: float) -> Hit:
     payload: dict[str, Any] = point.payload or {}
     return Hit(
         document_id=str(payload.get("document_id", "")),
@@ -130,6 +143,46 @@ def _hit(point: models.ScoredPoint, score: float) -> Hit:
         url=str(payload["url"]) if payload.get("url") else None,
         metadata={str(k): str(v) for k, v in (payload.get("metadata") or {}).items()},
     )
+
+
+def payload_of(chunk: Chunk) -> dict[str, Any]:
+    return {
+        "document_id": chunk.document_id,
+        "title": chunk.title,
+        "section": chunk.section,
+        "position": chunk.position,
+        "version": chunk.version,
+        "text": chunk.text,
+        "sample": chunk.sample,
+        **({"url": chunk.url} if chunk.url else {}),
+        **({"metadata": chunk.metadata} if chunk.metadata else {}),
+    }
+
+
+def fused(
+    vector: list[float],
+    by_meaning: Sequence[Found],
+    by_keywords: Sequence[Found],
+    limit: int,
+    min_score: float,
+    keyword_weight: float,
+) -> list[Hit]:
+    """The `limit` best of the points found by the dense and the keyword
+    search, each document's newest version only. Relative score fusion: the
+    similarity plus the keyword score scaled to the best keyword match among
+    the candidates. With two rankings, rank fusion ties a passage first in one
+    with the one first in the other; scores keep how far apart they are."""
+    cosine = {str(p.id): float(p.score) for p in by_meaning}
+    found = {str(p.id): p for p in [*by_meaning, *by_keywords]}
+    matched: dict[str, float] = {}
+    best = max((p.score for p in by_keywords), default=0.0) or 1.0
+    for point in by_keywords:
+        key = str(point.id)
+        matched[key] = point.score / best
+        cosine.setdefault(key, _cosine(vector, point.vector))
+    score = {key: cosine[key] + keyword_weight * matched.get(key, 0.0) for key in found}
+    ordered = sorted(_newest_versions(found), key=lambda key: score[key], reverse=True)
+    return [_hit(found[key], cosine[key]) for key in ordered if cosine[key] >= min_score][:limit]
 
 
 def open_client(settings: KnowledgeSettings) -> AsyncQdrantClient:
@@ -228,17 +281,7 @@ class KnowledgeIndex:
                 models.PointStruct(
                     id=chunk.point_id,
                     vector=self._vectors(vector, terms),
-                    payload={
-                        "document_id": chunk.document_id,
-                        "title": chunk.title,
-                        "section": chunk.section,
-                        "position": chunk.position,
-                        "version": chunk.version,
-                        "text": chunk.text,
-                        "sample": chunk.sample,
-                        **({"url": chunk.url} if chunk.url else {}),
-                        **({"metadata": chunk.metadata} if chunk.metadata else {}),
-                    },
+                    payload=payload_of(chunk),
                 )
                 for chunk, vector, terms in zip(chunks, vectors, sparse, strict=True)
             ],
@@ -327,23 +370,12 @@ class KnowledgeIndex:
             )
         async with outage_as_transient():
             responses = await self.client.query_batch_points(self.collection, requests=requests)
-        cosine = {str(p.id): float(p.score) for p in responses[0].points}
-        found = {str(p.id): p for response in responses for p in response.points}
-        matched: dict[str, float] = {}
-        if hybrid:
-            best = max((p.score for p in responses[1].points), default=0.0) or 1.0
-            for point in responses[1].points:
-                key = str(point.id)
-                matched[key] = point.score / best
-                cosine.setdefault(key, _cosine(vector, point.vector))
-        # Relative score fusion: the similarity plus the keyword score scaled
-        # to the best keyword match among the candidates. With two rankings,
-        # rank fusion ties a passage first in one with the one first in the
-        # other; scores keep how far apart they are.
-        fused = {key: cosine[key] + keyword_weight * matched.get(key, 0.0) for key in found}
-        ordered = sorted(_newest_versions(found), key=lambda key: fused[key], reverse=True)
-        return [_hit(found[key], cosine[key]) for key in ordered if cosine[key] >= min_score][:limit]
+        by_keywords = responses[1].points if hybrid else []
+        return fused(vector, responses[0].points, by_keywords, limit, min_score, keyword_weight)
 
     async def ready(self) -> bool:
         await self.client.get_collections()
         return True
+
+    async def close(self) -> None:
+        await self.client.close()

@@ -19,9 +19,8 @@ from scripted_llm import ScriptedLlm, serve
 from supportdesk_agent.app import build_worker
 from supportdesk_agent.settings import AgentSettings
 from supportdesk_contracts.events import TurnRequested
-from supportdesk_knowledge.base import KnowledgeBase
+from supportdesk_knowledge.base import KnowledgeBase, open_index
 from supportdesk_knowledge.embedder import Embedder
-from supportdesk_knowledge.index import KnowledgeIndex, open_client
 from supportdesk_knowledge.settings import KnowledgeSettings
 from supportdesk_platform.kafka import key_of
 
@@ -67,7 +66,7 @@ async def start_agent(
 ) -> AsyncIterator[AgentFactory]:
     stops: list[Callable[[], Any]] = []
     knowledge = KnowledgeSettings(qdrant_path=qdrant_path)
-    index = KnowledgeIndex(open_client(knowledge), knowledge.qdrant_collection, embedder.dimension, server=False)
+    index = open_index(knowledge, embedder.dimension)
     await index.ensure_collection()
     kb = KnowledgeBase(knowledge, embedder, index)
     await kb.add_document("d-ship", "Shipping information", "Standard shipping takes 3-5 business days.")
