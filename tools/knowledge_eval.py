@@ -32,7 +32,6 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped]  # no types-PyYAML in the dev tools
 from prometheus_client import CollectorRegistry
-from qdrant_client import AsyncQdrantClient
 
 from supportdesk_agent.answerer import TurnAnswerer
 from supportdesk_agent.escalation import EscalationPolicy
@@ -42,9 +41,8 @@ from supportdesk_agent.settings import AgentSettings
 from supportdesk_contracts.events import HistoryTurn, Reply, ReplyCompleted, TurnRequested
 from supportdesk_ingest.indexing import title_of
 from supportdesk_ingest.parsing import extract_text
-from supportdesk_knowledge.base import KnowledgeBase
+from supportdesk_knowledge.base import KnowledgeBase, open_index
 from supportdesk_knowledge.embedder import Embedder
-from supportdesk_knowledge.index import KnowledgeIndex
 from supportdesk_knowledge.settings import KnowledgeSettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -233,8 +231,8 @@ class Evaluation:
         self.agent = agent
 
     async def run(self, config: str, folder: Path) -> Report:
-        settings = KnowledgeSettings(qdrant_path=str(folder), **CONFIGS[config])
-        index = KnowledgeIndex(AsyncQdrantClient(path=str(folder)), "eval", self.embedder.dimension, server=False)
+        settings = KnowledgeSettings(qdrant_path=str(folder), qdrant_collection="eval", **CONFIGS[config])
+        index = open_index(settings, self.embedder.dimension)
         await index.ensure_collection()
         kb = KnowledgeBase(settings, self.embedder, index)
         report = Report(config)
@@ -297,7 +295,8 @@ class Evaluation:
 
 
 def evaluate(configs: list[str], agent: AgentSettings | None = None, embedder: Embedder | None = None) -> list[Report]:
-    embedder = embedder or Embedder()
+    # No cache: each configuration's latencies are those of questions never seen.
+    embedder = embedder or Embedder(cache_size=0)
     with tempfile.TemporaryDirectory() as scratch:
         corpus = build_corpus(Path(scratch) / "corpus")
         evaluation = Evaluation(embedder, corpus, agent or AgentSettings())
