@@ -98,8 +98,46 @@ def _at_most(items: Iterable[object], limit: int, what: str) -> None:
         raise ParseLimitExceeded(f"the document has more than the {limit:,} {what} allowed")
 
 
+_SETEXT_RULE = re.compile(r"[ \t]*(=+|-+)[ \t]*")
+_MAX_HEADING_WORDS = 12
+
+
+def _caps_heading(line: str) -> bool:
+    """A line written in capitals, short and with no sentence's end: how
+    plain-text documents mark their sections ("HOW TO REACH US")."""
+    letters = [c for c in line if c.isalpha()]
+    return (
+        len(letters) >= 3
+        and all(c.isupper() for c in letters)
+        and len(line.split()) <= _MAX_HEADING_WORDS
+        and not line.rstrip().endswith((".", "!", "?", ",", ";"))
+    )
+
+
+def _plain_headings(raw: str) -> str:
+    """Plain text in the chunker's markdown: a line in capitals standing
+    alone, or underlined with === or --- (setext), becomes a heading, so
+    that its section's chunks carry it and never mix with the next section.
+    All at one level: nothing tells a title from a section."""
+    lines = raw.splitlines()
+    out: list[str] = []
+    for number, line in enumerate(lines):
+        stripped = line.strip()
+        before = out[-1].strip() if out else ""
+        after = lines[number + 1].strip() if number + 1 < len(lines) else ""
+        if stripped and not before and _SETEXT_RULE.fullmatch(after) and len(stripped.split()) <= _MAX_HEADING_WORDS:
+            out.append(f"## {stripped}")
+        elif _SETEXT_RULE.fullmatch(line) and out and out[-1].startswith("#"):
+            continue  # the rule under a heading just written
+        elif stripped and not before and not after and _caps_heading(stripped):
+            out.append(f"## {stripped}")
+        else:
+            out.append(line)
+    return "\n".join(out)
+
+
 def _plain(data: bytes, limits: ParseLimits, text: _Text) -> None:
-    text.add(_decode(data))
+    text.add(_plain_headings(_decode(data)))
 
 
 def _pdf(data: bytes, limits: ParseLimits, text: _Text) -> None:

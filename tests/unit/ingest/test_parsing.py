@@ -5,6 +5,7 @@ import openpyxl
 import pytest
 
 from supportdesk_ingest.parsing import UnreadableDocument, extract_text
+from supportdesk_knowledge.chunking import chunk_document
 
 
 def test_plain_text_and_markdown() -> None:
@@ -100,3 +101,43 @@ def test_a_multi_page_pdf_is_read_page_by_page() -> None:
     text = extract_text("promise.pdf", bytes(pdf.output()))
     for page in range(1, 4):
         assert f"Page {page}: the Trail Tested promise covers packs for {page + 2} years." in " ".join(text.split())
+
+
+def test_plain_text_sections_in_capitals_or_underlined_become_headings() -> None:
+    text = (
+        "HELP CENTER: FREQUENTLY ASKED QUESTIONS\n\n"
+        "These are the questions we hear most.\n\n"
+        "HOW TO REACH US\n\n"
+        "Live chat is open 7 days a week.\n\n"
+        "Paying for your order\n"
+        "---------------------\n\n"
+        "We accept Visa and PayPal.\n\n"
+        "NOTE: THIS LINE IS A SHOUTED SENTENCE.\n"
+        "IT GOES ON HERE\n"
+    )
+    assert extract_text("faq.txt", text.encode()).splitlines() == [
+        "## HELP CENTER: FREQUENTLY ASKED QUESTIONS",
+        "",
+        "These are the questions we hear most.",
+        "",
+        "## HOW TO REACH US",
+        "",
+        "Live chat is open 7 days a week.",
+        "",
+        "## Paying for your order",
+        "",
+        "We accept Visa and PayPal.",
+        "",
+        # Sentences in capitals and lines inside a paragraph stay text.
+        "NOTE: THIS LINE IS A SHOUTED SENTENCE.",
+        "IT GOES ON HERE",
+    ]
+
+
+def test_a_plain_text_section_is_chunked_under_its_heading() -> None:
+    text = "SHIPPING\n\nOrders ship in two days.\n\nRETURNS\n\nReturns are accepted within 30 days.\n"
+    passages = chunk_document(extract_text("faq.txt", text.encode()))
+    assert [(p.section, p.text) for p in passages] == [
+        ("SHIPPING", "Orders ship in two days."),
+        ("RETURNS", "Returns are accepted within 30 days."),
+    ]
