@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from devstack import free_port
 
-Behaviour = Literal["answer", "429", "500", "cut", "hang"]
+Behaviour = Literal["answer", "429", "500", "cut", "hang", "garbled"]
 
 
 @dataclass
@@ -50,6 +50,10 @@ class ScriptedLlm:
             return JSONResponse({"error": {"message": "boom"}}, status_code=500)
         if behaviour == "hang":
             await asyncio.sleep(3600)
+        if behaviour == "garbled":
+            # 200, but no chat completion: an event stream to a plain call, as
+            # an endpoint that always streams answers.
+            return Response("data: [DONE]\n\n", media_type="text/event-stream")
         if not body.get("stream"):
             return JSONResponse(self._whole())
         return StreamingResponse(self._chunks(cut=behaviour == "cut"), media_type="text/event-stream")

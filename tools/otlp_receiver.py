@@ -32,6 +32,8 @@ class ExportedSpan:
     name: str
     kind: int
     attributes: dict[str, Any]
+    start_ns: int = 0
+    end_ns: int = 0
 
 
 @dataclass
@@ -63,6 +65,8 @@ class Receiver:
                             name=span.name,
                             kind=span.kind,
                             attributes={a.key: _value(a.value) for a in span.attributes},
+                            start_ns=span.start_time_unix_nano,
+                            end_ns=span.end_time_unix_nano,
                         )
                     )
         with self.lock:

@@ -14,14 +14,22 @@ from collections.abc import AsyncIterator
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 ANSWER = "Standard shipping takes three to five business days, as our shipping guide says."
 
 
-async def completions(request: Request) -> StreamingResponse:
+async def completions(request: Request) -> Response:
     delay = request.app.state.delay
+    if not (await request.json()).get("stream"):
+        # A plain call (the memory condenser's, a follow-up's rewrite): the whole answer at once.
+        await asyncio.sleep(delay * len(ANSWER.split(" ")))
+        message = {"role": "assistant", "content": ANSWER}
+        choice = {"index": 0, "message": message, "finish_reason": "stop"}
+        return JSONResponse(
+            {"id": "slow", "object": "chat.completion", "created": 0, "model": "slow", "choices": [choice]}
+        )
 
     async def chunks() -> AsyncIterator[str]:
         for i, word in enumerate(ANSWER.split(" ")):

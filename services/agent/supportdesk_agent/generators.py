@@ -22,6 +22,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from supportdesk_agent.answer_types import expected, holds
 from supportdesk_agent.breaker import BreakerState, CircuitBreaker
+from supportdesk_agent.completions import MalformedCompletion
 from supportdesk_agent.metrics import AgentMetrics
 from supportdesk_contracts.events import HistoryTurn
 from supportdesk_knowledge.chunking import SECTION_SEPARATOR, AnswerUnit, answer_units
@@ -271,6 +272,10 @@ class LlmGenerator:
                     max_tokens=self.max_tokens,
                     temperature=self.temperature,
                 )
+                if not isinstance(response, openai.AsyncStream):
+                    raise MalformedCompletion(
+                        f"the LLM endpoint answered with a {type(response).__name__}, not a stream"
+                    )
                 async for chunk in response:
                     usage = chunk.usage or usage
                     if chunk.choices and chunk.choices[0].delta.content:
@@ -279,7 +284,7 @@ class LlmGenerator:
                         produced.append(chunk.choices[0].delta.content)
                         yield chunk.choices[0].delta.content
             outcome = "ok"
-        except (openai.OpenAIError, TimeoutError) as exc:
+        except (openai.OpenAIError, TimeoutError, MalformedCompletion) as exc:
             outcome = "failed"
             error = f"{type(exc).__name__}: {exc}"
             # The reason in the message too: a plain-text log shows no extras.

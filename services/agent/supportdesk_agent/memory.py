@@ -15,6 +15,7 @@ import openai
 from openai import AsyncOpenAI
 
 from supportdesk_agent.breaker import CircuitBreaker
+from supportdesk_agent.completions import MalformedCompletion, completion_text
 from supportdesk_contracts.events import HistoryTurn
 
 log = logging.getLogger(__name__)
@@ -98,14 +99,14 @@ class LlmCondenser:
                     max_tokens=self.budget_tokens,
                     temperature=0,
                 )
-        except (openai.OpenAIError, TimeoutError) as exc:
+            text = completion_text(response)
+        except (openai.OpenAIError, TimeoutError, MalformedCompletion) as exc:
             log.warning("LLM could not condense; condensing extractively", extra={"error": type(exc).__name__})
             if self.breaker is not None:
                 self.breaker.failed()
             return await self.fallback.condense(summary, turns)
         if self.breaker is not None:
             self.breaker.succeeded()
-        text = (response.choices[0].message.content or "").strip() if response.choices else ""
         if not text:
             return await self.fallback.condense(summary, turns)
         return text[: self.fallback.budget_chars]

@@ -13,6 +13,7 @@ import openai
 from openai import AsyncOpenAI
 
 from supportdesk_agent.breaker import CircuitBreaker
+from supportdesk_agent.completions import MalformedCompletion, completion_text
 from supportdesk_contracts.events import HistoryTurn
 
 log = logging.getLogger(__name__)
@@ -58,14 +59,14 @@ class LlmRewriter:
                     max_tokens=64,
                     temperature=0,
                 )
-        except (openai.OpenAIError, TimeoutError) as exc:
+            text = completion_text(response)
+        except (openai.OpenAIError, TimeoutError, MalformedCompletion) as exc:
             log.warning("follow-up not rewritten; read by its words", extra={"error": type(exc).__name__})
             if self.breaker is not None:
                 self.breaker.failed()
             return None
         if self.breaker is not None:
             self.breaker.succeeded()
-        text = (response.choices[0].message.content or "").strip() if response.choices else ""
         first_line = text.splitlines()[0].strip(" \"'") if text else ""
         # Small models echo the transcript's speaker labels.
         first_line = _SPEAKER.sub("", first_line).strip(" \"'")

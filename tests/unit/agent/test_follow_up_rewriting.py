@@ -8,7 +8,7 @@ import pytest
 from openai import AsyncOpenAI
 from prometheus_client import CollectorRegistry
 
-from scripted_llm import ScriptedLlm, serve
+from scripted_llm import Behaviour, ScriptedLlm, serve
 from supportdesk_agent.answerer import RetrievalOptions, TurnAnswerer
 from supportdesk_agent.escalation import EscalationPolicy
 from supportdesk_agent.followups import keeps_topic
@@ -86,8 +86,9 @@ async def test_a_new_question_is_not_sent_to_the_model(llm: ScriptedLlm) -> None
     assert llm.requests == []
 
 
-async def test_a_failing_model_leaves_the_words_in_charge(llm: ScriptedLlm) -> None:
-    llm.then = "500"
+@pytest.mark.parametrize("failure", ["500", "garbled"])
+async def test_a_failing_model_leaves_the_words_in_charge(llm: ScriptedLlm, failure: Behaviour) -> None:
+    llm.then = failure
     queries = await queries_for(llm, "and what about returns?")
     assert "returns" in queries  # the new topic searched on its own (followups.py)
     assert "What is the return process?" not in queries

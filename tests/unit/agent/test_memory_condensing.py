@@ -67,6 +67,9 @@ async def test_the_model_condenses_and_a_failing_model_falls_back(llm: ScriptedL
     assert "My order 4417 never arrived" in sent[1]["content"]
     llm.then = "500"
     assert (await condenser.condense("", OLD)).startswith("User: My order 4417 never arrived.")
+    # A 200 that is no chat completion is a failure too, not a crash of the turn it follows.
+    llm.then = "garbled"
+    assert (await condenser.condense("", OLD)).startswith("User: My order 4417 never arrived.")
     await client.close()
 
 
