@@ -157,7 +157,7 @@ def create_app(context: GatewayContext, health: Health) -> FastAPI:
     # not on the app: the app-wide limit answers a too-long Content-Length
     # itself, outside the middleware that adds the request id.
     anywhere = problems(429, 500, 503)  # the middleware's, the catch-all's, an outage's
-    for module in (meta, sessions, messages, handoff, ws):
+    for module in (meta, sessions, messages, handoff):
         app.include_router(module.router, max_body_size=settings.max_body_bytes, responses=anywhere)
     for module in (documents, attachments):
         app.include_router(
@@ -175,6 +175,7 @@ def create_app(context: GatewayContext, health: Health) -> FastAPI:
             max_age=600,
         )
     app.add_middleware(JsonTooLarge)
+    app.add_middleware(ws.ChatSocketRoute, context=context)  # /ws: past this, no layer holds its sockets
     app.add_middleware(RequestId)
     if tracing_enabled():
         # An HTTP call's server span roots its trace (a REST or SSE turn, an

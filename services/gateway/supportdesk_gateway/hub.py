@@ -8,8 +8,8 @@ hub, so a client may reconnect anywhere and resume from the frame log.
 
 import asyncio
 import logging
-from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -64,10 +64,15 @@ class ConnectionState(StrEnum):
 
 
 class Connection:
-    """One client socket's outgoing side: a bounded queue drained by the
-    socket's sender task, the seqs already sent (so a frame delivered live
-    and again by a resume, or re-announced after a redelivery, is sent once),
-    and the turns it streams.
+    """One client socket's outgoing side: the frames waiting to be sent
+    (bounded), the seqs already sent (so a frame delivered live and again by
+    a resume, or re-announced after a redelivery, is sent once), and the
+    turns it streams.
+
+    Nothing waits on an idle connection: the socket's owner sets `listener`,
+    which is called whenever a frame or a close request arrives, and sends
+    only while frames wait. An idle socket holds no sender task and no
+    queue (ten thousand idle sockets: docs/benchmarks.md).
 
     Deltas are forwarded only for turns this socket saw acked, until their
     reply or error. Replicas read the outbound topic at their own pace, so a
@@ -76,18 +81,22 @@ class Connection:
 
     def __init__(self, session_id: str, queue_size: int) -> None:
         self.session_id = session_id
-        # Unbounded queue, bound enforced in offer(): a Close must always fit.
-        self.queue: asyncio.Queue[ServerFrame | Close] = asyncio.Queue()
+        # Unbounded, bound enforced in offer(): a Close must always fit.
+        self.pending: deque[ServerFrame | Close] = deque()
         self.queue_size = queue_size
         self.state = ConnectionState.OPEN
         self.close_request: Close | None = None
-        # Set by an urgent close: the socket's owner closes it at once, even
-        # while its sender is stuck on a client that does not read.
-        self.dropped = asyncio.Event()
+        self.listener: Callable[[], None] | None = None
         self._sent: set[int] = set()
         self._order: list[int] = []
         # Insertion-ordered, bounded: a turn that never finishes is forgotten.
         self._streaming: dict[str, None] = {}
+
+    @property
+    def dropped(self) -> bool:
+        """An urgent close was asked: the socket's owner closes it at once,
+        even while its sender is stuck on a client that does not read."""
+        return self.close_request is not None and self.close_request.urgent
 
     def close(self, request: Close) -> None:
         """Ask the sender to close the socket; later frames are dropped."""
@@ -95,9 +104,12 @@ class Connection:
             return
         self.state = ConnectionState.CLOSING
         self.close_request = request
-        self.queue.put_nowait(request)
-        if request.urgent:
-            self.dropped.set()
+        self._put(request)
+
+    def _put(self, item: ServerFrame | Close) -> None:
+        self.pending.append(item)
+        if self.listener is not None:
+            self.listener()
 
     def _streams(self, frame: ServerFrame) -> bool:
         """Tracks open turns; False for a delta of a turn not open here."""
@@ -137,10 +149,10 @@ class Connection:
             return
         if not self._streams(frame) or not self._first_time(frame):
             return
-        if self.queue.qsize() >= self.queue_size:
+        if len(self.pending) >= self.queue_size:
             self.close(NOT_READING)
             raise SlowConsumer(self.session_id)
-        self.queue.put_nowait(frame)
+        self._put(frame)
 
 
 class Hub:

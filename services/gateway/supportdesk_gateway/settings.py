@@ -51,6 +51,12 @@ class GatewaySettings(SessionStateSettings):
         gt=0,
         description="Longest one frame's send may wait on a client that does not read; then it is dropped (1008).",
     )
+    ws_per_message_deflate: bool = Field(
+        default=False,
+        description="Compress frames (permessage-deflate) for clients that ask, as browsers do. Off: each socket"
+        " would hold a zlib compressor and decompressor (~41 KiB) for as long as it is open, more than the rest"
+        " of an idle socket; chat frames are small.",
+    )
     rate_limit_enabled: bool = True
     rate_limit_requests: int = Field(
         default=120, ge=1, description="HTTP requests under /api/ and WebSocket handshakes per client IP per period."

@@ -61,7 +61,7 @@ async def test_messages_are_limited_per_session_across_channels(system: InProces
     connection = system.gateway.context.hub.connect(sid)
     socket = ChatSocket(None, system.gateway.context, connection)  # type: ignore[arg-type]  # handle() never touches it
     await socket.handle(json.dumps({"type": "message", "content": "d", "message_id": "m-d"}))
-    frame = connection.queue.get_nowait()
+    frame = connection.pending.popleft()
     assert isinstance(frame, ErrorFrame)
     assert (frame.code, frame.reply_to) == ("rate_limited", "m-d")
     assert frame.retry_after is not None
@@ -93,7 +93,7 @@ async def test_resumes_are_limited_per_session(system: InProcess) -> None:
     socket = ChatSocket(None, system.gateway.context, connection)  # type: ignore[arg-type]
     for _ in range(3):
         await socket.handle(json.dumps({"type": "resume", "after_seq": 0}))
-    frame = connection.queue.get_nowait()
+    frame = connection.pending.popleft()
     assert isinstance(frame, ErrorFrame)
     assert frame.code == "rate_limited"
 

@@ -9,11 +9,12 @@ import logging
 import uuid
 
 from aiokafka.errors import KafkaError
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import WebSocket, WebSocketDisconnect
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 from redis.exceptions import RedisError
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from supportdesk_contracts.frames import (
     CLIENT_FRAME,
@@ -34,8 +35,8 @@ from supportdesk_platform.telemetry import tracer
 from supportdesk_sessions.records import is_session_id
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["websocket"])
 
+PATH = "/ws"
 CLOSE_BAD_SESSION_ID = 4001
 CLOSE_WRONG_TOKEN = 4003
 CLOSE_UNKNOWN_SESSION = 4004
@@ -59,34 +60,62 @@ limited to {MAX_FRAME_BYTES} bytes."""
 
 class ChatSocket:
     """One accepted, authorized socket: a receive loop that handles client
-    frames, and a sender task that drains the connection's queue."""
+    frames, and a sender that runs only while the connection has frames
+    waiting. An idle socket holds one task of ours (its receive loop): at
+    ten thousand sockets per replica every task and queue counts."""
 
     def __init__(self, websocket: WebSocket, context: GatewayContext, connection: Connection) -> None:
         self.websocket = websocket
         self.context = context
         self.connection = connection
+        self._sender: asyncio.Task[None] | None = None
+        # Resolved when serving ends, with the error that ended it, if any.
+        self._finished: asyncio.Future[BaseException | None] | None = None
 
     def reply(self, frame: ServerFrame) -> None:
         if isinstance(frame, ErrorFrame):
             self.context.metrics.client_errors.labels(frame.code).inc()
         self.connection.offer(frame)
 
-    async def send_loop(self) -> None:
+    def _finish(self, error: BaseException | None = None) -> None:
+        if self._finished is not None and not self._finished.done():
+            self._finished.set_result(error)
+
+    def _frames_waiting(self) -> None:
+        """The connection's listener: a frame or a close request arrived."""
+        if self.connection.dropped:
+            self._finish()
+        elif self._sender is None:
+            self._sender = asyncio.create_task(self._send_waiting(), name="send")
+            self._sender.add_done_callback(self._sender_ended)
+
+    def _sender_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._finish(task.exception())
+
+    async def _send_waiting(self) -> None:
+        """Sends the waiting frames in order, then ends (the next frame starts
+        another sender); a close request closes the socket."""
         try:
-            while True:
-                item = await self.connection.queue.get()
+            while self.connection.pending:
+                item = self.connection.pending.popleft()
                 if isinstance(item, Close):
                     await self.websocket.close(item.code, item.reason)
+                    self._finish()
                     return
                 # A client whose buffers are full holds a send forever: past
                 # the timeout it is dropped (1008) and may resume later.
                 async with asyncio.timeout(self.context.settings.ws_send_timeout_seconds):
                     await self.websocket.send_text(item.model_dump_json())
         except (WebSocketDisconnect, RuntimeError):
-            return  # the client left; the receive loop cleans up
+            self._finish()  # the client left
         except TimeoutError:
             log.warning("socket send timed out, dropping it")
-            self.connection.close(NOT_READING)
+            self.connection.close(NOT_READING)  # dropped: serving ends
+        finally:
+            # Before any other callback runs: a frame offered from now on
+            # starts a new sender.
+            self._sender = None
 
     async def receive_loop(self) -> None:
         while True:
@@ -111,26 +140,27 @@ class ChatSocket:
                 return
 
     async def serve(self) -> None:
-        """Receives and sends until the client leaves, the sender closes the
-        socket, or the connection is dropped: a client that does not read is
-        closed at once (1008), without waiting for it to speak."""
-        tasks = {
-            asyncio.create_task(self.receive_loop(), name="receive"),
-            asyncio.create_task(self.send_loop(), name="send"),
-            asyncio.create_task(self.connection.dropped.wait(), name="dropped"),
-        }
+        """Receives, and sends while frames wait, until the client leaves, the
+        sender closes the socket, or the connection is dropped: a client that
+        does not read is closed at once (1008), without waiting for it to speak."""
+        self._finished = asyncio.get_running_loop().create_future()
+        receiving = asyncio.create_task(self.receive_loop(), name="receive")
+        receiving.add_done_callback(lambda task: self._finish(None if task.cancelled() else task.exception()))
+        self.connection.listener = self._frames_waiting
+        if self.connection.pending:  # offered before it was served
+            self._frames_waiting()
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            error = await self._finished
         finally:
+            self.connection.listener = None
+            tasks = [task for task in (receiving, self._sender) if task is not None]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        for task in done:
-            error = task.exception()
-            if error is not None and not isinstance(error, SlowConsumer | WebSocketDisconnect):
-                log.error("socket failed", exc_info=error)
+        if error is not None and not isinstance(error, SlowConsumer | WebSocketDisconnect):
+            log.error("socket failed", exc_info=error)
         request = self.connection.close_request
-        if self.connection.dropped.is_set() and request is not None:
+        if self.connection.dropped and request is not None:
             # The sender may be stuck on the client's full buffer: do not wait for it.
             with contextlib.suppress(WebSocketDisconnect, RuntimeError, TimeoutError):
                 await asyncio.wait_for(self.websocket.close(request.code, request.reason), CLOSE_TIMEOUT_SECONDS)
@@ -225,9 +255,7 @@ def rate_limited_frame(exc: RateLimited, message_id: str | None = None) -> Error
     )
 
 
-@router.websocket("/ws")
-async def chat_socket(websocket: WebSocket, session_id: str | None = None, token: str | None = None) -> None:
-    context: GatewayContext = websocket.app.state.context
+async def chat_socket(websocket: WebSocket, context: GatewayContext, session_id: str | None, token: str | None) -> None:
     await websocket.accept()
     try:
         # A handshake is a request of its client, like any HTTP one.
@@ -252,3 +280,31 @@ async def chat_socket(websocket: WebSocket, session_id: str | None = None, token
         await ChatSocket(websocket, context, connection).serve()
     finally:
         context.hub.disconnect(connection)
+
+
+class ChatSocketRoute:
+    """Serves the chat socket ahead of the app's other middleware and its
+    routing (as ASGI middleware, inside RequestId: a socket's logs keep
+    their request id).
+
+    A socket lives as long as its chat, and every layer it passes through
+    keeps a frame alive for it all that time: through the middleware, the
+    router and FastAPI's dependency machinery that was ~12 KiB a socket, a
+    third of an idle socket's cost (docs/benchmarks.md). None of those
+    layers does anything for it: the other middleware pass WebSockets
+    through, and the handshake's rate limit and the session checks are
+    `chat_socket`'s own."""
+
+    def __init__(self, app: ASGIApp, context: GatewayContext) -> None:
+        self.app = app
+        self.context = context
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # As the router matches (the path includes any root_path); no
+        # trailing-slash variant, as WebSocket routes have none.
+        if scope["type"] == "websocket" and scope["path"] == scope.get("root_path", "") + PATH:
+            websocket = WebSocket(scope, receive, send)
+            query = websocket.query_params
+            await chat_socket(websocket, self.context, query.get("session_id"), query.get("token"))
+        else:
+            await self.app(scope, receive, send)
