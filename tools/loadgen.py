@@ -1,6 +1,7 @@
 """A WebSocket chat load from outside, as `make bench` drives it: sessions
 chatting back to back (closed loop: the most a system answers), or paced at
-a fixed total rate (the latency users see at a given load).
+a fixed total rate (the latency users see at a given load); and idle
+sockets held open (`hold`), as many quiet browser tabs would.
 
 Every turn is timed from sending the message to its `reply` frame (and to
 its first `delta`, when there is one); a turn with no reply by the end is
@@ -13,13 +14,21 @@ import random
 import statistics
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 
 import websockets
 from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import WebSocketException
 
 REPLY_TIMEOUT_SECONDS = 30.0
+HANDSHAKE_TIMEOUT_SECONDS = 30.0
+USER_AGENT = "supportdesk-loadgen"
+"""Of every request, REST or WebSocket: a browser's sessions and sockets carry
+one User-Agent, and the gateway's fingerprint check (lenient by default)
+logs every socket whose client differs from its session's."""
 
 
 @dataclass
@@ -89,7 +98,7 @@ async def _turn(ws: ClientConnection, text: str, load: Load) -> None:
 
 async def _session(url: str, message: Message, until: float, interval: float | None, load: Load) -> None:
     n = 0
-    async with websockets.connect(url, max_size=None, compression=None) as ws:
+    async with websockets.connect(url, max_size=None, compression=None, user_agent_header=USER_AGENT) as ws:
         if interval is not None:
             await asyncio.sleep(random.uniform(0, interval))  # spread the sessions' phases
         while time.perf_counter() < until:
@@ -113,3 +122,91 @@ async def run(urls: list[str], message: Message, seconds: float, rate: float | N
     await asyncio.gather(*(_session(url, message, until, interval, load) for url in urls))
     load.seconds = time.perf_counter() - began
     return load
+
+
+@dataclass
+class Opened:
+    """What it took to open idle sockets (plain data: it crosses from the
+    process that holds them)."""
+
+    sockets: int
+    seconds: float
+    concurrency: int
+    extensions: str
+    """What the server agreed to (permessage-deflate, or none), as the first socket saw it."""
+    failures: Counter[str] = field(default_factory=Counter)
+    """Sockets that did not open, by reason."""
+
+    @property
+    def rate(self) -> float:
+        """Sockets opened (and answered) per second."""
+        return self.sockets / self.seconds if self.seconds else 0.0
+
+
+async def _open_idle(url: str, gate: asyncio.Semaphore) -> ClientConnection:
+    async with gate:
+        # Like a browser: compression offered (the server may decline it),
+        # no pings of its own (it answers the server's).
+        ws = await websockets.connect(
+            url, ping_interval=None, open_timeout=HANDSHAKE_TIMEOUT_SECONDS, user_agent_header=USER_AGENT
+        )
+        try:
+            # The gateway closes a socket it refuses (4001, 4003, 4004, 1013)
+            # after accepting it: a pong says this one is authorized and served.
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT_SECONDS):
+                await ws.send(json.dumps({"type": "ping"}))
+                frame = json.loads(await ws.recv())
+            if frame.get("type") != "pong":
+                raise WebSocketException(f"expected a pong, got {frame}")
+        except BaseException:
+            await ws.close()
+            raise
+        return ws
+
+
+async def hold(urls: list[str], concurrency: int) -> tuple[list[ClientConnection], Opened]:
+    """One idle socket per url, at most `concurrency` handshakes in flight;
+    they stay open until `release`. A socket that fails to open (refused,
+    timed out) is counted, not retried."""
+    gate = asyncio.Semaphore(concurrency)
+    began = time.perf_counter()
+    results = await asyncio.gather(*(_open_idle(url, gate) for url in urls), return_exceptions=True)
+    seconds = time.perf_counter() - began
+    sockets = [r for r in results if isinstance(r, ClientConnection)]
+    response = sockets[0].response if sockets else None
+    extensions = (response.headers.get("Sec-WebSocket-Extensions") if response else None) or "none"
+    opened = Opened(len(sockets), seconds, concurrency, extensions)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, OSError | TimeoutError | WebSocketException):
+            await release(sockets, concurrency)
+            raise result
+        if isinstance(result, BaseException):
+            opened.failures[f"{type(result).__name__}: {result}"[:80]] += 1
+    return sockets, opened
+
+
+async def release(sockets: list[ClientConnection], concurrency: int) -> None:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def close_one(ws: ClientConnection) -> None:
+        async with gate:
+            await ws.close()
+
+    await asyncio.gather(*(close_one(ws) for ws in sockets))
+
+
+def hold_until_told(urls: list[str], concurrency: int, pipe: Connection) -> None:
+    """A process's target: holds the sockets and sends their `Opened`; on
+    any message closes them and sends None. Holding them apart from the
+    client that times active chats keeps their client-side work (answering
+    the server's pings, collecting their garbage) out of its timings, as
+    idle browsers elsewhere would."""
+
+    async def held() -> None:
+        sockets, opened = await hold(urls, concurrency)
+        pipe.send(opened)
+        await asyncio.to_thread(pipe.recv)
+        await release(sockets, concurrency)
+        pipe.send(None)
+
+    asyncio.run(held())

@@ -11,9 +11,9 @@ from opentelemetry import trace
 
 from supportdesk_knowledge.chunking import Passage, chunk_document
 from supportdesk_knowledge.edge import EdgeIndex
-from supportdesk_knowledge.embedder import Embedder
+from supportdesk_knowledge.embedder import BULK_BATCH_TEXTS, Embedder
 from supportdesk_knowledge.index import Chunk, Hit, KnowledgeIndex, open_client
-from supportdesk_knowledge.keywords import KeywordEncoder
+from supportdesk_knowledge.keywords import KeywordEncoder, SparseVector
 from supportdesk_knowledge.private import PrivatePassage, encoded, ranked
 from supportdesk_knowledge.settings import KnowledgeSettings
 
@@ -71,8 +71,10 @@ class KnowledgeBase:
         await self.index.close()
 
     async def chunks_of(self, text: str) -> list[Passage]:
-        """Off the event loop: a long document takes a while to cut."""
-        return await self.embedder.exclusive(self._chunk, text)
+        """Off the event loop: a long document takes a while to cut. Its
+        tokens are counted on a tokenizer of their own, so chat texts are
+        encoded meanwhile."""
+        return await asyncio.to_thread(self._chunk, text)
 
     def _chunk(self, text: str) -> list[Passage]:
         return chunk_document(
@@ -80,6 +82,7 @@ class KnowledgeBase:
             self.embedder.count_tokens,
             self.settings.rag_chunk_tokens,
             self.settings.rag_chunk_overlap_tokens,
+            count_batch=self.embedder.count_tokens_batch,
         )
 
     async def add_document(
@@ -102,7 +105,12 @@ class KnowledgeBase:
         if not passages:
             return 0
         embedded = [headed(title, p) for p in passages]
-        vectors = await self._embed_batches(embedded)
+        # The keyword vectors in a thread while the model encodes (a second
+        # or so for a long document): off the event loop, and in the time the
+        # pipeline waits for the model anyway.
+        vectors, keywords = await asyncio.gather(
+            self._embed_batches(embedded), asyncio.to_thread(self._keyword_vectors, embedded)
+        )
         labels = dict(metadata or {})
         # A new version beside the old one (`replace_document`): when it was
         # published (µs), so the same event indexed twice is the same version.
@@ -111,7 +119,6 @@ class KnowledgeBase:
             Chunk(document_id, title, i, p.text, p.section, sample, url, labels, version)
             for i, p in enumerate(passages)
         ]
-        keywords = [self.keywords.document(text) for text in embedded]
         with tracer.start_as_current_span(
             "upsert",
             kind=trace.SpanKind.CLIENT,
@@ -119,16 +126,22 @@ class KnowledgeBase:
         ):
             return await self.index.replace_document(chunks, vectors.tolist(), keywords)
 
+    def _keyword_vectors(self, texts: Sequence[str]) -> list[SparseVector]:
+        return [self.keywords.document(text) for text in texts]
+
     async def _embed_batches(self, texts: Sequence[str]) -> np.ndarray:
         """One encoder call (and span) per batch: a long document shows where
-        its time went, and the event loop gets a turn between batches."""
-        size = self.embedder.batch_size
-        parts = []
-        for start in range(0, len(texts), size):
-            batch = texts[start : start + size]
+        its time went, and chat texts waiting meanwhile go before the next
+        batch. Batches of texts of about the same length, longest first: the
+        model pads a batch to its longest text, and a document's last chunk
+        of each section is often short."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        vectors = np.empty((len(texts), self.embedder.dimension), dtype=np.float32)
+        for start in range(0, len(order), BULK_BATCH_TEXTS):
+            batch = order[start : start + BULK_BATCH_TEXTS]
             with tracer.start_as_current_span("embed batch", attributes={"supportdesk.batch.size": len(batch)}):
-                parts.append(await self.embedder.encode(batch, bulk=True))
-        return np.concatenate(parts)
+                vectors[batch] = await self.embedder.encode([texts[i] for i in batch], bulk=True)
+        return vectors
 
     async def search(
         self, query: str, limit: int, min_score: float, private: Sequence[PrivatePassage] = ()
@@ -166,5 +179,5 @@ class KnowledgeBase:
         kept = passages[:most]
         if not kept:
             return [], False
-        vectors = await self.embedder.encode([headed(title, p) for p in kept], bulk=True)
+        vectors = await self._embed_batches([headed(title, p) for p in kept])
         return [(p.text, encoded(v)) for p, v in zip(kept, vectors, strict=True)], len(passages) > most

@@ -11,10 +11,11 @@ sequence length) it silently drops.
 """
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 TokenCounter = Callable[[str], int]
+BatchTokenCounter = Callable[[Sequence[str]], list[int]]
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 _ABBREVIATION = re.compile(
@@ -240,19 +241,62 @@ def _pieces(block: _Block, count: TokenCounter, limit: int) -> list[str]:
     return out
 
 
+class _Counts:
+    """Token counts, each text counted once: packing asks for a sentence's
+    count up to four times (in its block, as a piece, twice as overlap)."""
+
+    def __init__(self, count: TokenCounter, batch: BatchTokenCounter | None) -> None:
+        self.count = count
+        self.batch = batch
+        self.known: dict[str, int] = {}
+
+    def prefetch(self, texts: Iterable[str]) -> None:
+        """Counts `texts` ahead, in one call of `batch` (when there is one)."""
+        if self.batch is None:
+            return
+        missing = list(dict.fromkeys(t for t in texts if t not in self.known))
+        if missing:
+            self.known.update(zip(missing, self.batch(missing), strict=True))
+
+    def __call__(self, text: str) -> int:
+        tokens = self.known.get(text)
+        if tokens is None:
+            tokens = self.known[text] = self.count(text)
+        return tokens
+
+
+def _units(block: _Block) -> list[str]:
+    """What `_pieces` counts of a block over size: its lines (a list's
+    lead-in and items) and its sentences."""
+    lines = block.text.split("\n") if block.whole else []
+    return lines + split_sentences(block.text.replace("\n", " "))
+
+
 def chunk_document(
-    text: str, count: TokenCounter = approximate_tokens, max_tokens: int = 200, overlap_tokens: int = 30
+    text: str,
+    count: TokenCounter = approximate_tokens,
+    max_tokens: int = 200,
+    overlap_tokens: int = 30,
+    count_batch: BatchTokenCounter | None = None,
 ) -> list[Passage]:
     """Packs each section's blocks into passages of at most `max_tokens`.
     Within a section, prose carries up to `overlap_tokens` of whole sentences
-    into the next passage, so a fact cut at a boundary is whole in one."""
+    into the next passage, so a fact cut at a boundary is whole in one.
+    `count_batch`, if given, counts as `count` does, many texts at once: the
+    blocks, then the sentences of those over size, are counted in two calls
+    instead of one call each."""
+    sections = list(_sections(text))
+    blocks = [block for section in sections for block in section.blocks]
+    counts = _Counts(count, count_batch)
+    counts.prefetch(block.text for block in blocks)
+    counts.prefetch(unit for block in blocks if counts(block.text) > max_tokens for unit in _units(block))
     passages: list[Passage] = []
-    for section in _sections(text):
+    for section in sections:
         current: list[str] = []
         size = 0
         for block in section.blocks:
-            for piece in _pieces(block, count, max_tokens):
-                tokens = count(piece)
+            for piece in _pieces(block, counts, max_tokens):
+                tokens = counts(piece)
                 if current and size + tokens > max_tokens:
                     passages.append(Passage(section.path, "\n".join(current)))
                     carried: list[str] = []
@@ -260,10 +304,10 @@ def chunk_document(
                     last = current[-1]
                     if "\n" not in last and CELL_SEPARATOR not in last:
                         for sentence in reversed(split_sentences(last)):
-                            if carried_size + count(sentence) > overlap_tokens:
+                            if carried_size + counts(sentence) > overlap_tokens:
                                 break
                             carried.insert(0, sentence)
-                            carried_size += count(sentence)
+                            carried_size += counts(sentence)
                     if carried_size + tokens > max_tokens:
                         carried, carried_size = [], 0  # the budget holds, the overlap gives way
                     current = [" ".join(carried)] if carried else []

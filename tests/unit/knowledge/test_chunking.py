@@ -1,4 +1,5 @@
 import itertools
+from collections.abc import Sequence
 
 from supportdesk_knowledge.chunking import Passage, answer_units, approximate_tokens, chunk_document, split_sentences
 
@@ -78,6 +79,34 @@ def test_table_rows_are_whole_and_name_their_columns() -> None:
     rows = [line for c in chunks for line in c.text.split("\n")]
     assert "Plan: Summit · Price: $0 · Returns: 60 days" in rows
     assert "Plan: Summit Plus · Price: $9.99 · Returns: 90 days" in rows
+
+
+def test_batched_counting_cuts_the_same_chunks_counting_each_text_once() -> None:
+    """A long document's texts are counted in two batched calls (its blocks,
+    then the units of those over size), none of them twice."""
+    text = (
+        "# Returns\n\n"
+        + " ".join(f"Fact {i} about returns is stated here." for i in range(40))
+        + "\n\nThese items are final sale:\n"
+        + "\n".join(f"- item {i} of the list" for i in range(12))
+        + "\n\n## Shipping\n\nShort section."
+    )
+    counted: list[str] = []
+    batches: list[int] = []
+
+    def one(text: str) -> int:
+        counted.append(text)
+        return words(text)
+
+    def many(texts: Sequence[str]) -> list[int]:
+        batches.append(len(texts))
+        counted.extend(texts)
+        return [words(t) for t in texts]
+
+    expected = chunk_document(text, words, max_tokens=30, overlap_tokens=8)
+    assert chunk_document(text, one, max_tokens=30, overlap_tokens=8, count_batch=many) == expected
+    assert len(batches) == 2
+    assert len(counted) == len(set(counted))
 
 
 def test_the_approximate_counter_is_close_to_word_pieces() -> None:

@@ -2,11 +2,14 @@
 are remembered, and every caller gets exactly its own rows, in order."""
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
-from supportdesk_knowledge.embedder import Embedder
+from supportdesk_knowledge.base import KnowledgeBase
+from supportdesk_knowledge.embedder import BULK_BATCH_TEXTS, Embedder
+from supportdesk_knowledge.index import KnowledgeIndex
+from supportdesk_knowledge.settings import KnowledgeSettings
 
 
 async def test_concurrent_requests_are_encoded_together_and_each_gets_its_rows(embedder: Any) -> None:
@@ -86,3 +89,38 @@ async def test_chat_texts_go_before_a_documents_chunks(embedder: Any) -> None:
     await asyncio.gather(busy, chunks, question)
     assert finished == ["first", "question", "chunks"]
     assert model.model_calls - calls == 3
+
+
+def test_tokens_are_counted_as_the_models_tokenizer_counts_them(embedder: Any) -> None:
+    model: Embedder = embedder
+    texts = ["Standard shipping takes 3-5 business days.", "Naïve café – déjà vu!", "", "word " * 300]
+    expected = [len(model.model.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    assert [model.count_tokens(t) for t in texts] == expected
+    assert model.count_tokens_batch(texts) == expected
+
+
+async def test_a_document_is_counted_while_the_model_encodes(embedder: Any) -> None:
+    """Counting has a tokenizer of its own: cutting a document never waits
+    for a model call, nor holds one."""
+    model: Embedder = embedder
+    encoding = asyncio.create_task(model.encode(["a long chunk of a document " * 40] * 16, bulk=True))
+    await asyncio.sleep(0)
+    counts = await asyncio.gather(
+        *(asyncio.to_thread(model.count_tokens_batch, ["How long is shipping?"] * 50) for _ in range(4))
+    )
+    assert not encoding.done()
+    assert all(c == counts[0] for c in counts)
+    await encoding
+
+
+async def test_a_documents_chunks_are_encoded_in_small_batches_of_like_lengths_and_come_back_in_order(
+    embedder: Any,
+) -> None:
+    """A chat text waits for at most one small call; each row is still its own text's."""
+    model: Embedder = embedder
+    kb = KnowledgeBase(KnowledgeSettings(), model, cast(KnowledgeIndex, None))
+    texts = [f"chunk {i} about returns " + "and exchanges " * (i * 7 % 23) for i in range(2 * BULK_BATCH_TEXTS + 3)]
+    calls = model.model_calls
+    vectors = await kb._embed_batches(texts)
+    assert model.model_calls - calls == 3
+    assert np.allclose(vectors, model.encode_sync(texts), atol=1e-5)
