@@ -52,10 +52,11 @@ class GatewaySettings(SessionStateSettings):
         description="Longest one frame's send may wait on a client that does not read; then it is dropped (1008).",
     )
     ws_per_message_deflate: bool = Field(
-        default=False,
-        description="Compress frames (permessage-deflate) for clients that ask, as browsers do. Off: each socket"
-        " would hold a zlib compressor and decompressor (~41 KiB) for as long as it is open, more than the rest"
-        " of an idle socket; chat frames are small.",
+        default=True,
+        description="Compress frames (permessage-deflate) for clients that ask, as browsers do. Each socket then"
+        " holds a zlib compressor and decompressor (~41 KiB) as long as it is open, more than the rest of an idle"
+        " socket; false saves that, but a client sending an oversized uncompressed frame may then see its socket"
+        " reset (1006) before the 1009 close reaches it.",
     )
     rate_limit_enabled: bool = True
     rate_limit_requests: int = Field(
